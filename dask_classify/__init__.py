@@ -1,0 +1,50 @@
+"""dask_classify: classify text at scale with transformer models on Dask DataFrames.
+
+Importing the package is cheap: torch, transformers and dask load on first use of a name below.
+
+Examples
+--------
+>>> import dask_classify
+>>> "DistributedDataClassifier" in dask_classify.__all__
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "DistributedDataClassifier": "dask_classify.classifier",
+    "Deberta": "dask_classify.model",
+    "HFSequenceClassifier": "dask_classify.model",
+    "CheckpointError": "dask_classify.model",
+    "load_model": "dask_classify.model",
+    "save_checkpoint": "dask_classify.model",
+    "get_client": "dask_classify.cluster",
+    "clear_cache": "dask_classify.predict",
+    "QualityClassifier": "dask_classify.classifiers",
+    "DomainClassifier": "dask_classify.classifiers",
+    "MultilingualDomainClassifier": "dask_classify.classifiers",
+    "ContentTypeClassifier": "dask_classify.classifiers",
+    "FineWebEduClassifier": "dask_classify.classifiers",
+    "FineWebMixtralEduClassifier": "dask_classify.classifiers",
+    "FineWebNemotronEduClassifier": "dask_classify.classifiers",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dask_classify' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

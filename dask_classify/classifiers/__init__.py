@@ -1,0 +1,20 @@
+"""Concrete classifiers: thin subclasses carrying a published model's id and defaults."""
+
+from dask_classify.classifiers.content_type import ContentTypeClassifier
+from dask_classify.classifiers.domain import DomainClassifier, MultilingualDomainClassifier
+from dask_classify.classifiers.fineweb import (
+    FineWebEduClassifier,
+    FineWebMixtralEduClassifier,
+    FineWebNemotronEduClassifier,
+)
+from dask_classify.classifiers.quality import QualityClassifier
+
+__all__ = [
+    "ContentTypeClassifier",
+    "DomainClassifier",
+    "FineWebEduClassifier",
+    "FineWebMixtralEduClassifier",
+    "FineWebNemotronEduClassifier",
+    "MultilingualDomainClassifier",
+    "QualityClassifier",
+]

@@ -1,0 +1,108 @@
+"""FineWeb-edu educational-value classifiers: a regression head scoring 0-5."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from dask_classify.classifier import _string_dtype
+from dask_classify.classifiers._base import PublishedClassifier
+from dask_classify.model import ModelInfo
+
+HIGH, LOW = "high_quality", "low_quality"
+
+
+class FineWebEduClassifier(PublishedClassifier):
+    """``HuggingFaceFW/fineweb-edu-classifier``: educational value of a web page, 0 to 5.
+
+    Adds three columns:
+
+    * ``score_field`` (float): the model's score clipped to [0, 5];
+    * ``int_field`` (``Int64``): that score rounded half to even (``np.rint``), so 2.5 -> 2;
+    * ``label_field`` (str): ``"high_quality"`` if the clipped score >= 2.5, else
+      ``"low_quality"``; None adds no label column.
+
+    Rows with null text get nulls in all three. ``filter_by`` takes ``"high_quality"`` /
+    ``"low_quality"``. The checkpoint is a plain ``AutoModelForSequenceClassification`` with one
+    regression output. Other parameters are those of
+    :class:`~dask_classify.DistributedDataClassifier`.
+
+    Examples
+    --------
+    >>> from dask_classify import FineWebEduClassifier
+    >>> clf = FineWebEduClassifier(model_identifier="/models/fineweb-edu")
+    >>> clf.output_fields
+    ['fineweb-edu-score', 'fineweb-edu-score-int', 'fineweb-edu-score-label']
+    """
+
+    default_model_identifier = "HuggingFaceFW/fineweb-edu-classifier"
+    prefix: ClassVar[str] = "fineweb-edu-score"
+    threshold: ClassVar[float] = 2.5
+
+    def __init__(self, model_identifier: str | None = None, *, score_field: str | None = None,
+                 int_field: str | None = None, label_field: str | None = "__default__",
+                 **kwargs: Any) -> None:
+        self.int_field = int_field or f"{self.prefix}-int"
+        kwargs.setdefault("max_seq_length", 512)
+        label = f"{self.prefix}-label" if label_field == "__default__" else label_field
+        self._with_label = label is not None
+        super().__init__(model_identifier, score_field=score_field or self.prefix,
+                         label_field=label or f"{self.prefix}-label", **kwargs)
+        if self.filter_by is not None and not self._with_label:
+            raise ValueError("filter_by needs the label column (label_field is None)")
+
+    @property
+    def output_fields(self) -> list[str]:
+        fields = [self.score_field, self.int_field]
+        return fields + ([self.label_field] if self._with_label else [])
+
+    def _filter_values(self, info: ModelInfo) -> list[str]:
+        return [HIGH, LOW]
+
+    def _validate_model(self, info: ModelInfo) -> None:
+        if not info.regression:
+            raise ValueError(
+                f"{self.model_identifier!r} is not a regression checkpoint (one output); "
+                f"{type(self).__name__} needs a FineWeb-edu style model"
+            )
+        super()._validate_model(info)
+
+    def _output_columns(self, outputs: np.ndarray | None, valid: np.ndarray,
+                        info: ModelInfo | None) -> dict[str, pd.Series]:
+        n = len(valid)
+        score = np.full(n, np.nan, dtype=np.float64)
+        if outputs is not None and len(outputs):
+            score[valid] = np.clip(outputs[:, 0].astype(np.float64), 0.0, 5.0)
+        as_int = pd.array(np.rint(np.nan_to_num(score)).astype(np.int64), dtype="Int64")
+        as_int[~valid] = pd.NA
+        cols = {self.score_field: pd.Series(score, dtype=np.float64),
+                self.int_field: pd.Series(as_int)}
+        if self._with_label:
+            labels = np.full(n, None, dtype=object)
+            labels[valid] = np.where(score[valid] >= self.threshold, HIGH, LOW)
+            cols[self.label_field] = pd.Series(labels, dtype=_string_dtype())
+        return cols
+
+
+class FineWebMixtralEduClassifier(FineWebEduClassifier):
+    """``nvidia/nemocurator-fineweb-mixtral-edu-classifier`` (annotations by Mixtral 8x22B).
+
+    Columns ``fineweb-mixtral-edu-score``, ``...-int`` and ``...-label``; otherwise as
+    :class:`FineWebEduClassifier`.
+    """
+
+    default_model_identifier = "nvidia/nemocurator-fineweb-mixtral-edu-classifier"
+    prefix = "fineweb-mixtral-edu-score"
+
+
+class FineWebNemotronEduClassifier(FineWebEduClassifier):
+    """``nvidia/nemocurator-fineweb-nemotron-4-edu-classifier`` (annotations by Nemotron-4 340B).
+
+    Columns ``fineweb-nemotron-edu-score``, ``...-int`` and ``...-label``; otherwise as
+    :class:`FineWebEduClassifier`.
+    """
+
+    default_model_identifier = "nvidia/nemocurator-fineweb-nemotron-4-edu-classifier"
+    prefix = "fineweb-nemotron-edu-score"

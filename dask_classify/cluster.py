@@ -1,0 +1,118 @@
+"""Getting a Dask client: reuse one, join a running scheduler, or start a local cluster.
+
+Dask is the distributed engine; this module only picks sensible defaults for text classification.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from dask_classify.backend import import_gpu_module, resolve_backend
+
+
+def _cpu_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+def get_client(
+    scheduler_address: str | None = None,
+    *,
+    backend: str = "auto",
+    n_workers: int | None = None,
+    threads_per_worker: int | None = None,
+    processes: bool | None = None,
+    reuse_existing: bool = True,
+    **cluster_kwargs: Any,
+):
+    """Return a :class:`distributed.Client` to classify with.
+
+    Parameters
+    ----------
+    scheduler_address : str, optional
+        Address of a running scheduler (``"tcp://host:8786"``, a ``dask scheduler`` or any
+        multi-node cluster). When given, the client connects to it and no cluster is started.
+    backend : {"auto", "cpu", "gpu"}, default "auto"
+        Which local cluster to start when none is running: ``"gpu"`` starts
+        ``dask_cuda.LocalCUDACluster`` (one worker per GPU), ``"cpu"`` a
+        ``distributed.LocalCluster``; ``"auto"`` picks ``"gpu"`` when a GPU and the ``[gpu]``
+        extra are present.
+    n_workers : int, optional
+        Number of workers. CPU default: 1 (see Notes). GPU default: one per visible GPU.
+    threads_per_worker : int, optional
+        Threads per worker. CPU default: the number of cores usable by this process.
+    processes : bool, optional
+        CPU only: run workers in separate processes. Default: ``False`` when ``n_workers`` is 1
+        (an in-process worker), else ``True``.
+    reuse_existing : bool, default True
+        Return the current default client when there is one, instead of starting a cluster.
+    **cluster_kwargs
+        Passed on to ``LocalCluster`` / ``LocalCUDACluster`` (e.g. ``dashboard_address``,
+        ``memory_limit``, ``rmm_pool_size``).
+
+    Returns
+    -------
+    distributed.Client
+
+    Raises
+    ------
+    dask_classify.backend.GPUBackendError
+        ``backend="gpu"`` without a GPU or without the ``[gpu]`` extra.
+
+    Notes
+    -----
+    On a CPU the model's matrix multiplications are the cost, and torch already uses every core
+    inside one process. Measured here (DESIGN.md §6) one in-process worker with a thread per core
+    classifies ~1.6x faster than process workers, whose nannies set
+    ``MALLOC_TRIM_THRESHOLD_=65536`` (slowing torch by 30-40%) and ``OMP_NUM_THREADS=1``. When
+    process workers are asked for, the malloc setting is removed and torch's thread count is set
+    inside each task (see :func:`dask_classify.predict.classify_partition`).
+
+    Examples
+    --------
+    >>> from dask_classify import get_client
+    >>> client = get_client(backend="cpu", dashboard_address=None)  # doctest: +SKIP
+    >>> client = get_client("tcp://scheduler:8786")                  # doctest: +SKIP
+    """
+    from distributed import Client, default_client
+
+    if scheduler_address is not None:
+        return Client(scheduler_address)
+    if reuse_existing:
+        try:
+            return default_client()
+        except ValueError:
+            pass
+
+    chosen = resolve_backend(backend)
+    if chosen == "gpu":
+        dask_cuda = import_gpu_module("dask_cuda")
+        if n_workers is not None:
+            cluster_kwargs.setdefault("n_workers", n_workers)
+        if threads_per_worker is not None:
+            cluster_kwargs.setdefault("threads_per_worker", threads_per_worker)
+        cluster = dask_cuda.LocalCUDACluster(**cluster_kwargs)
+        return Client(cluster)
+
+    import dask
+    from distributed import LocalCluster
+
+    n_workers = 1 if n_workers is None else int(n_workers)
+    if n_workers < 1:
+        raise ValueError(f"n_workers must be >= 1, not {n_workers}")
+    if threads_per_worker is None:
+        threads_per_worker = max(1, _cpu_cores() // n_workers)
+    if processes is None:
+        processes = n_workers > 1
+    # None unsets the variable for spawned worker processes (distributed.nanny._get_env_variables).
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=threads_per_worker,
+            processes=processes,
+            **cluster_kwargs,
+        )
+    return Client(cluster)

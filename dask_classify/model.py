@@ -1,0 +1,412 @@
+"""Models and checkpoints: the NVIDIA DeBERTa-style classifier and plain HF classifiers.
+
+Checkpoint format (DESIGN.md §2, the format of NVIDIA's published quality/domain/content-type
+classifiers): a folder with ``config.json`` (``base_model``, ``fc_dropout``, ``id2label``,
+``label2id``; other keys tolerated), ``model.safetensors`` with keys ``model.<backbone keys>``,
+``fc.weight`` and ``fc.bias``, and the tokenizer files.
+
+Two extensions, both optional and ignored by NVIDIA's own loader:
+
+* ``backbone_config``: the backbone's ``config.json`` as a dict, written by our trainer so that a
+  checkpoint loads offline without the backbone's hub config;
+* ``num_output_layers`` (default 1): ``> 1`` adds ``num_output_layers - 1`` hidden layers
+  (``mlp.*`` keys, NeMo's ``classifier_head.num_output_layers``) before ``fc``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub import PyTorchModelHubMixin
+from torch import nn
+
+# transformers' lazy imports are not thread-safe (DESIGN.md §6): import what workers use eagerly.
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PretrainedConfig,
+)
+
+SAFETENSORS_NAME = "model.safetensors"
+PICKLE_NAMES = ("pytorch_model.bin", "model.bin", "model.pt")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "spm.model",
+    "vocab.txt",
+    "vocab.json",
+    "sentencepiece.bpe.model",
+)
+# Keys older transformers versions saved as buffers; harmless if present in a checkpoint.
+_IGNORABLE_UNEXPECTED_SUFFIXES = ("position_ids",)
+
+
+class CheckpointError(ValueError):
+    """A model folder or hub id that cannot be loaded: missing files, bad keys, unsafe pickle."""
+
+
+def _backbone_config(config: dict[str, Any], cache_dir: str | None = None) -> PretrainedConfig:
+    embedded = config.get("backbone_config")
+    if embedded:
+        embedded = dict(embedded)
+        model_type = embedded.pop("model_type", None)
+        if model_type is None:
+            raise CheckpointError("config.json 'backbone_config' has no 'model_type'")
+        return AutoConfig.for_model(model_type, **embedded)
+    base = config.get("base_model")
+    if not base:
+        raise CheckpointError("config.json has neither 'base_model' nor 'backbone_config'")
+    try:
+        return AutoConfig.from_pretrained(base, cache_dir=cache_dir)
+    except Exception as exc:
+        raise CheckpointError(
+            f"config.json names base_model {base!r}, whose config could not be loaded "
+            f"({type(exc).__name__}: {exc}). Make it available offline (cache_dir, a local "
+            "folder) or add the backbone's config as 'backbone_config' to config.json."
+        ) from exc
+
+
+def _head_layers(hidden: int, num_output_layers: int, dropout: float) -> nn.Module:
+    layers: list[nn.Module] = []
+    for _ in range(max(0, num_output_layers - 1)):
+        layers += [nn.Linear(hidden, hidden), nn.GELU(), nn.Dropout(dropout)]
+    return nn.Sequential(*layers)
+
+
+class Deberta(nn.Module, PyTorchModelHubMixin):
+    """NVIDIA's DeBERTa-style classifier: backbone -> dropout -> linear head on [CLS] -> softmax.
+
+    Parameters
+    ----------
+    config : dict
+        The checkpoint's ``config.json``: ``base_model`` (hub id or folder of the backbone),
+        ``fc_dropout`` (float, default 0.2), ``id2label`` (``{"0": "High", ...}``), optionally
+        ``backbone_config`` and ``num_output_layers`` (see the module docstring).
+
+    Notes
+    -----
+    The backbone is built from its config (``AutoModel.from_config``) and never downloads
+    pretrained weights: the checkpoint's weights overwrite them anyway. Any ``AutoModel``
+    backbone works (DeBERTa, BERT, RoBERTa, DistilBERT). The [CLS] vector is taken at each row's
+    first real token, so left- and right-padded batches give the same result.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dask_classify import Deberta
+    >>> from dask_classify.testing import tiny_backbone_config
+    >>> cfg = {"base_model": "tiny", "fc_dropout": 0.2, "id2label": {"0": "neg", "1": "pos"},
+    ...        "backbone_config": tiny_backbone_config("bert", vocab_size=100)}
+    >>> model = Deberta(cfg).eval()
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = model.save_pretrained(folder)
+    >>> again = Deberta.from_pretrained(folder)
+    >>> again.id2label
+    {0: 'neg', 1: 'pos'}
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        if not isinstance(config, dict) or "id2label" not in config:
+            raise CheckpointError("a Deberta config needs an 'id2label' mapping")
+        self.config = dict(config)
+        backbone = _backbone_config(self.config, self.config.get("_cache_dir"))
+        self.model = AutoModel.from_config(backbone)
+        hidden = int(backbone.hidden_size if hasattr(backbone, "hidden_size") else backbone.dim)
+        dropout = float(self.config.get("fc_dropout", 0.2))
+        self.dropout = nn.Dropout(dropout)
+        self.mlp = _head_layers(hidden, int(self.config.get("num_output_layers", 1)), dropout)
+        self.fc = nn.Linear(hidden, len(self.config["id2label"]))
+        params = inspect.signature(self.model.forward).parameters
+        self._pass_position_ids = "position_ids" in params
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return {int(k): str(v) for k, v in self.config["id2label"].items()}
+
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Unnormalised class scores, shape ``(batch, num_labels)``."""
+        kwargs: dict[str, torch.Tensor] = {}
+        if self._pass_position_ids:
+            # Positions count real tokens only, so left padding does not shift them.
+            kwargs["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)[0]
+        first = attention_mask.long().argmax(dim=1)  # first real token = [CLS], either padding
+        cls = hidden[torch.arange(hidden.shape[0], device=hidden.device), first]
+        return self.fc(self.mlp(self.dropout(cls)))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (float32 softmax), shape ``(batch, num_labels)``."""
+        return torch.softmax(self.logits(input_ids, attention_mask).float(), dim=-1)
+
+    @classmethod
+    def from_backbone(cls, pretrained: str | os.PathLike, id2label: dict[int, str],
+                      fc_dropout: float = 0.2, num_output_layers: int = 1,
+                      cache_dir: str | None = None) -> Deberta:
+        """A new classifier on a pretrained encoder's weights (the head is freshly initialised).
+
+        The backbone's config is embedded as ``backbone_config`` so the saved checkpoint loads
+        offline; ``base_model`` records where the encoder came from.
+        """
+        backbone = AutoModel.from_pretrained(os.fspath(pretrained), cache_dir=cache_dir)
+        backbone_config = backbone.config.to_dict()
+        for key in ("_name_or_path", "architectures", "transformers_version"):
+            backbone_config.pop(key, None)
+        config = {
+            "base_model": os.fspath(pretrained),
+            "fc_dropout": float(fc_dropout),
+            "id2label": {str(i): str(lab) for i, lab in sorted(id2label.items())},
+            "label2id": {str(lab): int(i) for i, lab in sorted(id2label.items())},
+            "num_output_layers": int(num_output_layers),
+            "backbone_config": backbone_config,
+        }
+        model = cls(config)
+        model.model.load_state_dict(backbone.state_dict())
+        return model
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, cache_dir=None, **kwargs: Any) -> Deberta:
+        folder = resolve_model_dir(model_id, cache_dir=cache_dir)
+        return load_deberta(folder, cache_dir=cache_dir)
+
+
+class HFSequenceClassifier(nn.Module):
+    """Wraps an ``AutoModelForSequenceClassification`` to return probabilities (or raw scores).
+
+    Classification heads return the float32 softmax; regression heads (``num_labels == 1`` or
+    ``problem_type == "regression"``) return the raw scores, shape ``(batch, 1)``.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        cfg = model.config
+        self.regression = cfg.problem_type == "regression" or cfg.num_labels == 1
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return {int(k): str(v) for k, v in self.model.config.id2label.items()}
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits.float()
+        return logits if self.regression else torch.softmax(logits, dim=-1)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the client needs to know about a checkpoint, read from its ``config.json`` alone."""
+
+    kind: str  # "deberta" (NVIDIA format) or "hf" (AutoModelForSequenceClassification)
+    id2label: dict[int, str]
+    regression: bool = False
+    max_position_embeddings: int | None = None
+    config: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def labels(self) -> list[str]:
+        return [self.id2label[i] for i in sorted(self.id2label)]
+
+
+def resolve_model_dir(identifier: str | os.PathLike, cache_dir: str | None = None) -> Path:
+    """A local folder for a folder path or a hub id (downloaded or taken from the HF cache)."""
+    path = Path(identifier).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise CheckpointError(f"model {str(identifier)!r} is a file, not a model folder")
+    ident = str(identifier)
+    if ident.startswith((".", "/", "~")) or ident.count("/") > 1:
+        raise CheckpointError(f"model folder {ident!r} does not exist")
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(ident, cache_dir=cache_dir))
+    except Exception as exc:
+        raise CheckpointError(
+            f"model {ident!r} is not a local folder and could not be fetched from the hub "
+            f"({type(exc).__name__}: {exc}); pass a local folder as model_identifier, or a "
+            "cache_dir that holds it"
+        ) from exc
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    cfg_path = folder / "config.json"
+    if not cfg_path.is_file():
+        present = sorted(p.name for p in folder.iterdir())[:20]
+        raise CheckpointError(
+            f"{folder} is not a model folder: config.json is missing (found: {present})"
+        )
+    try:
+        config = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{cfg_path} is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{cfg_path} must hold a JSON object")
+    return config
+
+
+def _check_label_ids(folder: Path, id2label: dict[Any, Any]) -> None:
+    try:
+        ids = sorted(int(k) for k in id2label)
+    except (TypeError, ValueError):
+        raise CheckpointError(f"{folder}/config.json id2label keys must be integers") from None
+    if ids != list(range(len(ids))):
+        raise CheckpointError(f"{folder}/config.json id2label keys must be 0..{len(ids) - 1}")
+
+
+def model_info_for(identifier: str | os.PathLike, cache_dir: str | None = None) -> ModelInfo:
+    """:func:`model_info` for a folder or hub id, fetching only ``config.json`` from the hub."""
+    path = Path(identifier).expanduser()
+    if path.is_dir():
+        return model_info(path)
+    try:
+        from huggingface_hub import hf_hub_download
+
+        cfg = Path(hf_hub_download(str(identifier), "config.json", cache_dir=cache_dir))
+    except Exception:
+        # Same resolution (and the same error message) as the workers will use.
+        return model_info(resolve_model_dir(identifier, cache_dir))
+    return model_info(cfg.parent)
+
+
+def model_info(folder: Path) -> ModelInfo:
+    """Describe the checkpoint in ``folder`` (reads only ``config.json``)."""
+    config = read_config(folder)
+    if "base_model" in config or "backbone_config" in config:
+        if not isinstance(config.get("id2label"), dict) or not config["id2label"]:
+            raise CheckpointError(f"{folder}/config.json has no 'id2label' mapping")
+        _check_label_ids(folder, config["id2label"])
+        backbone = config.get("backbone_config") or {}
+        return ModelInfo(
+            kind="deberta",
+            id2label={int(k): str(v) for k, v in config["id2label"].items()},
+            max_position_embeddings=backbone.get("max_position_embeddings"),
+            config=config,
+        )
+    if "model_type" in config or "architectures" in config:
+        num_labels = len(config.get("id2label") or {}) or int(config.get("num_labels", 2))
+        id2label = {int(k): str(v) for k, v in (config.get("id2label") or {}).items()}
+        if not id2label:
+            id2label = {i: f"LABEL_{i}" for i in range(num_labels)}
+        return ModelInfo(
+            kind="hf",
+            id2label=id2label,
+            regression=config.get("problem_type") == "regression" or num_labels == 1,
+            max_position_embeddings=config.get("max_position_embeddings"),
+            config=config,
+        )
+    raise CheckpointError(
+        f"{folder}/config.json is neither an NVIDIA-style classifier config (no 'base_model') "
+        "nor a transformers config (no 'model_type')"
+    )
+
+
+def _load_state_dict(folder: Path) -> dict[str, torch.Tensor]:
+    st = folder / SAFETENSORS_NAME
+    if st.is_file():
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(st))
+        except Exception as exc:
+            raise CheckpointError(f"{st} is not a readable safetensors file: {exc}") from exc
+    for name in PICKLE_NAMES:
+        pkl = folder / name
+        if pkl.is_file():
+            try:
+                # weights_only=True refuses pickles that would import or call arbitrary code.
+                return torch.load(str(pkl), map_location="cpu", weights_only=True)
+            except Exception as exc:
+                raise CheckpointError(
+                    f"refused to load {pkl}: it is not a plain weights file that "
+                    f"torch.load(weights_only=True) accepts ({type(exc).__name__}: {exc})"
+                ) from exc
+    raise CheckpointError(
+        f"{folder} has no weights: expected {SAFETENSORS_NAME} (or one of {list(PICKLE_NAMES)})"
+    )
+
+
+def load_deberta(folder: Path, cache_dir: str | None = None) -> Deberta:
+    """Build a :class:`Deberta` from ``folder`` and load its weights strictly."""
+    config = read_config(folder)
+    if cache_dir is not None:
+        config["_cache_dir"] = cache_dir
+    model = Deberta(config)
+    model.config.pop("_cache_dir", None)
+    state = _load_state_dict(folder)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    unexpected = [k for k in unexpected if not k.endswith(_IGNORABLE_UNEXPECTED_SUFFIXES)]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"weights in {folder} do not match its config: missing keys {missing[:8]}, "
+            f"unexpected keys {unexpected[:8]}"
+        )
+    return model.eval()
+
+
+def load_model(
+    identifier: str | os.PathLike,
+    cache_dir: str | None = None,
+    trust_remote_code: bool = False,
+) -> tuple[nn.Module, ModelInfo]:
+    """Load an NVIDIA-format or plain HF classifier; returns the module (eval mode) and its info."""
+    folder = resolve_model_dir(identifier, cache_dir)
+    info = model_info(folder)
+    if info.kind == "deberta":
+        return load_deberta(folder, cache_dir=cache_dir), info
+    has_weights = (folder / SAFETENSORS_NAME).is_file() or any(
+        (folder / n).is_file() for n in PICKLE_NAMES
+    ) or any(folder.glob("model-*.safetensors")) or (folder / "model.safetensors.index.json").is_file()
+    if not has_weights:
+        raise CheckpointError(f"{folder} has no weights: expected {SAFETENSORS_NAME}")
+    try:
+        hf = AutoModelForSequenceClassification.from_pretrained(
+            str(folder), trust_remote_code=trust_remote_code
+        )
+    except Exception as exc:
+        raise CheckpointError(f"could not load {folder} as a sequence classifier: {exc}") from exc
+    return HFSequenceClassifier(hf).eval(), info
+
+
+def load_tokenizer(
+    identifier: str | os.PathLike,
+    cache_dir: str | None = None,
+    trust_remote_code: bool = False,
+):
+    """The checkpoint's tokenizer, or its ``base_model``'s when the folder holds none."""
+    folder = resolve_model_dir(identifier, cache_dir)
+    if any((folder / name).is_file() for name in TOKENIZER_FILES):
+        source: str = str(folder)
+    else:
+        base = read_config(folder).get("base_model")
+        if not base:
+            raise CheckpointError(f"{folder} holds no tokenizer files ({list(TOKENIZER_FILES)})")
+        source = str(base)
+    try:
+        return AutoTokenizer.from_pretrained(
+            source, cache_dir=cache_dir, trust_remote_code=trust_remote_code
+        )
+    except Exception as exc:
+        raise CheckpointError(f"could not load the tokenizer from {source}: {exc}") from exc
+
+
+def save_checkpoint(model: Deberta, tokenizer: Any, folder: str | os.PathLike) -> Path:
+    """Save ``model`` and ``tokenizer`` as one folder in the NVIDIA checkpoint format."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    # save_pretrained writes the config given at construction; keep ours authoritative.
+    config = {k: v for k, v in model.config.items() if not k.startswith("_")}
+    config["id2label"] = {str(k): v for k, v in model.id2label.items()}
+    config["label2id"] = {v: int(k) for k, v in model.id2label.items()}
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    tokenizer.save_pretrained(str(folder))
+    return folder

@@ -1,0 +1,231 @@
+"""Tiny, real, offline checkpoints for tests, notebooks and benchmarks (DESIGN.md §5).
+
+Every builder trains a real tokenizer on the texts given and saves a randomly initialised model
+through the same code path the trainer uses, so a tiny checkpoint exercises exactly what a real
+one does. Building a DeBERTa-v3-style (SentencePiece) tokenizer needs ``sentencepiece`` and
+``protobuf`` (the ``[test]`` extra); loading a saved folder needs neither.
+
+Examples
+--------
+>>> import tempfile
+>>> from dask_classify.testing import build_tiny_deberta_checkpoint
+>>> folder = build_tiny_deberta_checkpoint(tempfile.mkdtemp(), ["a", "b"], tokenizer="bert",
+...                                        texts=["a tiny corpus", "of two lines"])
+>>> sorted(p.name for p in folder.iterdir())  # doctest: +NORMALIZE_WHITESPACE
+['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+MODEL_MAX_LENGTH = 512
+_FALLBACK_CORPUS = [
+    "the movie was wonderful and moving",
+    "a dull , lifeless and boring film",
+    "stocks rose sharply after the earnings report",
+    "the team won the championship game last night",
+    "scientists discovered a new species of frog",
+    "what is the capital city of france ?",
+]
+
+
+def shared_data_dir() -> Path:
+    """``../shared/data`` beside the repository (or ``$DASK_CLASSIFY_DATA``)."""
+    env = os.environ.get("DASK_CLASSIFY_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def default_corpus(limit: int = 20000) -> list[str]:
+    """SST-2 training sentences when ``../shared/data`` exists, else a few built-in lines."""
+    path = shared_data_dir() / "sst2" / "train.tsv"
+    if not path.is_file():
+        return list(_FALLBACK_CORPUS)
+    lines = path.read_text(encoding="utf-8").splitlines()[1 : limit + 1]
+    return [line.split("\t")[0].strip() for line in lines] + list(_FALLBACK_CORPUS)
+
+
+def _major_transformers() -> int:
+    import transformers
+
+    return int(transformers.__version__.split(".")[0])
+
+
+def build_tokenizer(folder: str | os.PathLike, kind: str = "deberta",
+                    texts: Iterable[str] | None = None, vocab_size: int = 2000):
+    """Train a tokenizer on ``texts`` and save it to ``folder``.
+
+    Parameters
+    ----------
+    kind : {"deberta", "bert"}
+        ``"deberta"``: a SentencePiece unigram model wrapped as ``DebertaV2Tokenizer`` (needs
+        ``sentencepiece``); ``"bert"``: a WordPiece vocabulary wrapped as ``BertTokenizer``.
+    vocab_size : int, default 2000
+        Upper bound on the vocabulary (small corpora give fewer pieces).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    texts = list(texts) if texts is not None else default_corpus()
+    if kind == "bert":
+        from tokenizers import BertWordPieceTokenizer
+        from transformers import BertTokenizer
+
+        wp = BertWordPieceTokenizer(lowercase=True)
+        wp.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=1,
+                               special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+        vocab = wp.get_vocab()
+        with tempfile.TemporaryDirectory() as tmp:
+            vocab_file = Path(tmp) / "vocab.txt"
+            vocab_file.write_text(
+                "".join(t + "\n" for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])),
+                encoding="utf-8",
+            )
+            tok = BertTokenizer(vocab_file=str(vocab_file), model_max_length=MODEL_MAX_LENGTH)
+            tok.save_pretrained(str(folder))
+        return tok
+    if kind != "deberta":
+        raise ValueError(f"kind must be 'deberta' or 'bert', not {kind!r}")
+    import sentencepiece as spm
+
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp) / "corpus.txt"
+        corpus.write_text("\n".join(t.replace("\n", " ") for t in texts) + "\n", encoding="utf-8")
+        spm.SentencePieceTrainer.train(
+            input=str(corpus), model_prefix=str(Path(tmp) / "spm"), model_type="unigram",
+            vocab_size=vocab_size, pad_id=0, pad_piece="[PAD]", bos_id=1, bos_piece="[CLS]",
+            eos_id=2, eos_piece="[SEP]", unk_id=3, unk_piece="[UNK]",
+            user_defined_symbols=["[MASK]"], hard_vocab_limit=False, character_coverage=1.0,
+            minloglevel=2,
+        )
+        if _major_transformers() >= 5:
+            from transformers import DebertaV2Tokenizer
+
+            tok = DebertaV2Tokenizer.from_pretrained(tmp, model_max_length=MODEL_MAX_LENGTH)
+        else:  # pragma: no cover - transformers 4
+            from transformers import DebertaV2TokenizerFast
+
+            tok = DebertaV2TokenizerFast(vocab_file=str(Path(tmp) / "spm.model"),
+                                         model_max_length=MODEL_MAX_LENGTH)
+        tok.save_pretrained(str(folder))
+    return tok
+
+
+def tiny_backbone_config(model_type: str = "deberta-v2", vocab_size: int = 2000,
+                         pad_token_id: int = 0, **overrides: Any) -> dict[str, Any]:
+    """A ~0.4M-parameter backbone config (hidden 64, 2 layers) as a plain dict."""
+    from transformers import AutoConfig
+
+    common = dict(vocab_size=vocab_size, hidden_size=64, num_hidden_layers=2,
+                  num_attention_heads=2, intermediate_size=128, pad_token_id=pad_token_id,
+                  max_position_embeddings=MODEL_MAX_LENGTH)
+    if model_type == "deberta-v2":
+        common.update(relative_attention=True, position_buckets=256, pos_att_type=["p2c", "c2p"],
+                      norm_rel_ebd="layer_norm", share_att_key=True,
+                      position_biased_input=False, type_vocab_size=0)
+    common.update(overrides)
+    return AutoConfig.for_model(model_type, **common).to_dict()
+
+
+def _calibrate_head(model: torch.nn.Module, head: torch.nn.Linear, tokenizer: Any,
+                    texts: Sequence[str], seed: int, center: float = 0.0,
+                    spread: float = 2.0) -> None:
+    """Re-draw ``head`` so its outputs on ``texts`` have mean ``center`` and std ``spread``.
+
+    A randomly initialised encoder maps every text to nearly the same [CLS] vector, so a head
+    drawn at std 0.02 gives near-uniform probabilities and one label for everything. Standardising
+    a random projection over a sample of real texts gives varied labels with clear margins, like
+    a trained model, so tests can tell a right answer from a wrong one.
+    """
+    feats: list[torch.Tensor] = []
+    hook = head.register_forward_hook(lambda mod, inp, out: feats.append(inp[0].detach()))
+    sample = list(texts)[:256] or list(_FALLBACK_CORPUS)
+    try:
+        with torch.no_grad():
+            enc = tokenizer(sample, padding=True, truncation=True, max_length=64,
+                            return_tensors="pt", return_token_type_ids=False)
+            model.eval()(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+    finally:
+        hook.remove()
+    x = feats[0].reshape(-1, head.in_features).double()
+    gen = torch.Generator().manual_seed(seed)
+    proj = torch.randn(head.out_features, head.in_features, generator=gen, dtype=torch.float64)
+    raw = x @ proj.T
+    mu, sd = raw.mean(0), raw.std(0).clamp_min(1e-12)
+    with torch.no_grad():
+        head.weight.copy_((proj * (spread / sd)[:, None]).to(head.weight.dtype))
+        head.bias.copy_((center - mu * spread / sd).to(head.bias.dtype))
+
+
+def build_tiny_deberta_checkpoint(folder: str | os.PathLike, labels: Sequence[str],
+                                  tokenizer: str = "deberta", texts: Iterable[str] | None = None,
+                                  seed: int = 0, num_output_layers: int = 1,
+                                  vocab_size: int = 2000) -> Path:
+    """A tiny NVIDIA-format checkpoint (``config.json`` with ``base_model``, ``fc.*`` keys)."""
+    from dask_classify.model import Deberta, save_checkpoint
+
+    folder = Path(folder)
+    texts = list(texts) if texts is not None else default_corpus(2000)
+    tok = build_tokenizer(folder, tokenizer, texts, vocab_size=vocab_size)
+    model_type = "deberta-v2" if tokenizer == "deberta" else "bert"
+    torch.manual_seed(seed)
+    config = {
+        "base_model": f"tiny-{model_type}",
+        "fc_dropout": 0.2,
+        "id2label": {str(i): str(lab) for i, lab in enumerate(labels)},
+        "label2id": {str(lab): i for i, lab in enumerate(labels)},
+        "num_output_layers": num_output_layers,
+        "backbone_config": tiny_backbone_config(model_type, len(tok), tok.pad_token_id),
+    }
+    model = Deberta(config).eval()
+    _calibrate_head(model, model.fc, tok, texts[::7] or texts, seed)
+    save_checkpoint(model, tok, folder)
+    return folder
+
+
+def build_tiny_hf_checkpoint(folder: str | os.PathLike, labels: Sequence[str] | None = None,
+                             regression: bool = False, tokenizer: str = "bert",
+                             texts: Iterable[str] | None = None, seed: int = 0) -> Path:
+    """A tiny plain ``AutoModelForSequenceClassification`` folder (classification or regression).
+
+    With ``regression=True`` the head has one output and ``problem_type="regression"`` (the
+    FineWeb-edu format), calibrated so scores spread around the middle of [0, 5].
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    folder = Path(folder)
+    texts = list(texts) if texts is not None else default_corpus(2000)
+    tok = build_tokenizer(folder, tokenizer, texts)
+    model_type = "deberta-v2" if tokenizer == "deberta" else "bert"
+    cfg = tiny_backbone_config(model_type, len(tok), tok.pad_token_id)
+    cfg.pop("model_type", None)
+    if regression:
+        cfg.update(num_labels=1, problem_type="regression", id2label={0: "score"},
+                   label2id={"score": 0})
+    else:
+        labels = list(labels or ["LABEL_0", "LABEL_1"])
+        cfg.update(id2label={i: lab for i, lab in enumerate(labels)},
+                   label2id={lab: i for i, lab in enumerate(labels)})
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_config(AutoConfig.for_model(model_type, **cfg))
+    head = model.classifier if hasattr(model, "classifier") else model.score
+    head = head if isinstance(head, torch.nn.Linear) else head.out_proj
+    if regression:  # scores spread over [0, 5] around the 2.5 threshold
+        _calibrate_head(model, head, tok, texts[::7] or texts, seed, center=2.5, spread=1.5)
+    else:
+        _calibrate_head(model, head, tok, texts[::7] or texts, seed)
+    model.save_pretrained(str(folder))
+    # Make sure the folder does not depend on the saving transformers' defaults for labels.
+    config_path = folder / "config.json"
+    saved = json.loads(config_path.read_text(encoding="utf-8"))
+    saved.setdefault("architectures", [type(model).__name__])
+    config_path.write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
+    return folder
