@@ -62,7 +62,8 @@ class DistributedDataClassifier:
     trust_remote_code : bool, default False
         Allow a hub checkpoint's own Python code to run (off unless you ask).
     torch_threads : int, optional
-        Torch threads per task. Default: the worker's cores divided by its task threads.
+        Torch intra-op threads. Default: ``OMP_NUM_THREADS`` when set, else every core of the
+        worker process (forward passes in one process run one at a time).
 
     Notes
     -----
@@ -184,8 +185,8 @@ class DistributedDataClassifier:
         return self.model_info().labels
 
     # ----------------------------------------------------------------- validation
-    def _validate_columns(self, columns: Sequence[str], text_dtype: Any) -> None:
-        columns = list(columns)
+    def _validate_columns(self, frame: Any) -> None:
+        columns = list(frame.columns)
         if self.text_field not in columns:
             raise ValueError(
                 f"text column {self.text_field!r} is not in the DataFrame; columns: {columns}"
@@ -196,6 +197,7 @@ class DistributedDataClassifier:
                 f"output column(s) {clashes} already exist in the DataFrame (columns: {columns});"
                 " choose other label_field/score_field names or drop them first"
             )
+        text_dtype = frame[self.text_field].dtype
         kind = getattr(text_dtype, "kind", "O")
         if kind in "biufcmMb":
             raise TypeError(
@@ -288,7 +290,7 @@ class DistributedDataClassifier:
         frame = meta_source if is_lazy else ddf
         if not hasattr(frame, "columns"):
             raise TypeError(f"expected a (Dask) DataFrame, got {type(ddf).__name__}")
-        self._validate_columns(frame.columns, frame[self.text_field].dtype)
+        self._validate_columns(frame)
         self._validate_model(self.model_info())
         if not is_lazy:
             return self.classify_partition(ddf)

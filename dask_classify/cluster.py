@@ -68,8 +68,9 @@ def get_client(
     inside one process. Measured here (DESIGN.md §6) one in-process worker with a thread per core
     classifies ~1.6x faster than process workers, whose nannies set
     ``MALLOC_TRIM_THRESHOLD_=65536`` (slowing torch by 30-40%) and ``OMP_NUM_THREADS=1``. When
-    process workers are asked for, the malloc setting is removed and torch's thread count is set
-    inside each task (see :func:`dask_classify.predict.classify_partition`).
+    process workers are asked for, the malloc setting is removed and each worker's torch gets
+    ``cores // n_workers`` threads. In every process forward passes run one at a time with all of
+    that process's torch threads, while other task threads tokenize.
 
     Examples
     --------
@@ -107,8 +108,12 @@ def get_client(
         threads_per_worker = max(1, _cpu_cores() // n_workers)
     if processes is None:
         processes = n_workers > 1
-    # None unsets the variable for spawned worker processes (distributed.nanny._get_env_variables).
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+    # Process workers: None unsets malloc trimming (distributed.nanny._get_env_variables), and
+    # each worker's torch gets its share of the cores instead of the nanny's default of 1.
+    share = str(max(1, _cpu_cores() // n_workers))
+    environ = {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": share, "MKL_NUM_THREADS": share}
+    with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v
+                          for k, v in environ.items()}):
         cluster = LocalCluster(
             n_workers=n_workers,
             threads_per_worker=threads_per_worker,

@@ -342,7 +342,10 @@ def load_deberta(folder: Path, cache_dir: str | None = None) -> Deberta:
     model = Deberta(config)
     model.config.pop("_cache_dir", None)
     state = _load_state_dict(folder)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        raise CheckpointError(f"weights in {folder} do not match its config: {exc}") from exc
     unexpected = [k for k in unexpected if not k.endswith(_IGNORABLE_UNEXPECTED_SUFFIXES)]
     if missing or unexpected:
         raise CheckpointError(

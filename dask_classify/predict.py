@@ -25,6 +25,10 @@ from dask_classify.model import ModelInfo, load_model, load_tokenizer
 from dask_classify.tokenize import batch_order, pad_batch
 
 _LOCK = threading.Lock()
+# One forward pass at a time per process: the model gets every torch thread, while other task
+# threads tokenize (Rust, no GIL) or do Dask work. Concurrent forward passes from several task
+# threads would oversubscribe the cores (OpenMP teams per thread) and be slower, not faster.
+INFERENCE_LOCK = threading.RLock()
 _MODELS: dict[str, tuple[torch.nn.Module, ModelInfo, str]] = {}
 _TOKENIZERS: dict[str, Any] = {}
 
@@ -131,27 +135,21 @@ def _autocast(device: str, enabled: bool):
 
 
 def set_torch_threads(requested: int | None) -> None:
-    """Match torch's intra-op threads to this worker's share of the cores.
+    """Give torch ``requested`` intra-op threads, or by default this process's share of the cores.
 
-    Inside a Dask worker with ``nthreads`` task threads, each task gets ``cores // nthreads``
-    torch threads (capped by ``OMP_NUM_THREADS`` when the worker's nanny set it); outside a
-    worker torch's own default is left alone unless ``requested`` is given.
+    The default is ``OMP_NUM_THREADS`` when it is set (Dask nannies set it for process workers;
+    :func:`dask_classify.get_client` sets it to cores / workers), else every core of the process,
+    since forward passes in one process run one at a time (:data:`INFERENCE_LOCK`).
     """
     if requested is None:
-        try:
-            from distributed import get_worker
-
-            nthreads = get_worker().state.nthreads
-        except (ImportError, ValueError, AttributeError):
-            return
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except AttributeError:  # pragma: no cover
-            cores = os.cpu_count() or 1
-        requested = max(1, cores // max(1, nthreads))
         omp = os.environ.get("OMP_NUM_THREADS", "")
         if omp.isdigit() and int(omp) > 0:
-            requested = min(requested, int(omp))
+            requested = int(omp)
+        else:
+            try:
+                requested = len(os.sched_getaffinity(0))
+            except AttributeError:  # pragma: no cover
+                requested = os.cpu_count() or 1
     if torch.get_num_threads() != requested:
         torch.set_num_threads(int(requested))
 
@@ -180,7 +178,7 @@ def run_model(
     order = batch_order(lengths, sort_by_length)
     pending = deque(order[i : i + batch_size] for i in range(0, n, batch_size))
     results: np.ndarray | None = None
-    with torch.inference_mode(), _autocast(device, autocast):
+    with INFERENCE_LOCK, torch.inference_mode(), _autocast(device, autocast):
         while pending:
             rows = pending.popleft()
             ids, mask = pad_batch([token_ids[i] for i in rows], pad_id, padding_side)

@@ -121,12 +121,19 @@ def build_tokenizer(folder: str | os.PathLike, kind: str = "deberta",
 
 def tiny_backbone_config(model_type: str = "deberta-v2", vocab_size: int = 2000,
                          pad_token_id: int = 0, **overrides: Any) -> dict[str, Any]:
-    """A ~0.4M-parameter backbone config (hidden 64, 2 layers) as a plain dict."""
+    """A ~0.4M-parameter backbone config (hidden 64, 2 layers) as a plain dict.
+
+    ``overrides`` replace any key (e.g. ``initializer_range``, ``num_hidden_layers``).
+    """
     from transformers import AutoConfig
 
     common = dict(vocab_size=vocab_size, hidden_size=64, num_hidden_layers=2,
                   num_attention_heads=2, intermediate_size=128, pad_token_id=pad_token_id,
-                  max_position_embeddings=MODEL_MAX_LENGTH)
+                  max_position_embeddings=MODEL_MAX_LENGTH,
+                  # Wider than the usual 0.02, so a random encoder maps different texts to
+                  # clearly different [CLS] vectors and the head needs no large gain (with a large
+                  # gain float rounding would decide labels).
+                  initializer_range=0.3)
     if model_type == "deberta-v2":
         common.update(relative_attention=True, position_buckets=256, pos_att_type=["p2c", "c2p"],
                       norm_rel_ebd="layer_norm", share_att_key=True,

@@ -37,9 +37,11 @@ def prepare_texts(
         elif value is None or (isinstance(value, float) and math.isnan(value)) or _is_na(value):
             continue
         else:
+            where = index[i]
+            where = where.item() if hasattr(where, "item") else where
             raise TypeError(
-                f"text column {column!r} holds a {type(value).__name__} value ({value!r:.60}) at "
-                f"index {index[i]!r}; only strings and nulls can be classified"
+                f"text column {column!r} holds a value of type {type(value).__name__} "
+                f"({value!r:.60}) at index {where!r}; only strings and nulls can be classified"
             )
     return texts, valid
 

@@ -1,0 +1,345 @@
+"""The training data: NeMo-format TSV files, validated up front, tokenized once, padded per batch.
+
+Every configured file (train, validation, test) is read and validated with
+:func:`dask_classify.train.data.read_tsv` before training starts, so a bad line in the test file
+fails the run in seconds, not after hours of training. Texts are tokenized with the same function
+the classifier uses at inference (:func:`dask_classify.tokenize.tokenize`), so a trained model sees
+the same token ids in training and in :class:`~dask_classify.DistributedDataClassifier`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from dask_classify.tokenize import pad_batch, tokenize
+from dask_classify.train.config import ConfigError
+from dask_classify.train.data import (
+    DataFormatError,
+    infer_num_classes,
+    read_labels_file,
+    read_tsv,
+)
+
+__all__ = [
+    "EncodedDataset",
+    "LengthGroupedSampler",
+    "PadCollator",
+    "TextClassificationDataModule",
+    "class_weights",
+    "load_training_tokenizer",
+]
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train_ds", "validation_ds", "test_ds")
+# Tokenizers report a sentinel (int(1e30)) when no limit was saved.
+_ABSURD_MAX_LENGTH = 100_000
+
+
+def _lowercases(tokenizer: Any) -> bool:
+    probe = "THE Quick BROWN Fox"
+    return tokenizer(probe)["input_ids"] == tokenizer(probe.lower())["input_ids"]
+
+
+def load_training_tokenizer(name: str | os.PathLike, max_seq_length: int,
+                            do_lower_case: bool = False) -> Any:
+    """The encoder's tokenizer, ready to be trained with and saved with the classifier.
+
+    Parameters
+    ----------
+    name : str or path-like
+        Folder or hub id of the tokenizer (usually the encoder's).
+    max_seq_length : int
+        Becomes the tokenizer's ``model_max_length`` when that is unset or absurdly large:
+        transformers 5 saves a huge value otherwise, and truncation then never happens in the
+        saved checkpoint.
+    do_lower_case : bool, default False
+        Make the tokenizer lower-case its input (through the tokenizer's own ``do_lower_case``
+        setting, which is saved with it, so inference lower-cases too).
+
+    Raises
+    ------
+    ConfigError
+        When ``do_lower_case`` is asked of a tokenizer that cannot lower-case.
+    """
+    from transformers import AutoTokenizer
+
+    name = os.fspath(name)
+    tokenizer = AutoTokenizer.from_pretrained(name)
+    if do_lower_case and not _lowercases(tokenizer):
+        tokenizer = AutoTokenizer.from_pretrained(name, do_lower_case=True)
+        ok = _lowercases(tokenizer)
+        if ok:  # the setting must survive a save/load round trip, or inference would differ
+            with tempfile.TemporaryDirectory() as tmp:
+                tokenizer.save_pretrained(tmp)
+                ok = _lowercases(AutoTokenizer.from_pretrained(tmp))
+        if not ok:
+            raise ConfigError(
+                f"model.dataset.do_lower_case: the tokenizer of {name!r} "
+                f"({type(tokenizer).__name__}) has no lower-casing option; lower-case the data "
+                "files instead and set do_lower_case: false"
+            )
+    limit = getattr(tokenizer, "model_max_length", None)
+    if limit is None or limit > _ABSURD_MAX_LENGTH:
+        tokenizer.model_max_length = int(max_seq_length)
+    if tokenizer.pad_token_id is None:
+        raise ConfigError(f"the tokenizer of {name!r} has no padding token")
+    return tokenizer
+
+
+class EncodedDataset(Dataset):
+    """Token ids (unpadded) and integer labels of one split."""
+
+    def __init__(self, input_ids: Sequence[Sequence[int]], labels: np.ndarray) -> None:
+        if len(input_ids) != len(labels):
+            raise ValueError("input_ids and labels differ in length")
+        self.input_ids = [list(ids) for ids in input_ids]
+        self.labels = np.asarray(labels, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[list[int], int]:
+        return self.input_ids[index], int(self.labels[index])
+
+
+class PadCollator:
+    """Collate ``(ids, label)`` pairs into a :class:`Batch` (picklable, for worker processes)."""
+
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = int(pad_id)
+
+    def __call__(self, items: Sequence[tuple[list[int], int]]) -> dict[str, torch.Tensor]:
+        ids, mask = pad_batch([i for i, _ in items], self.pad_id, "right")
+        labels = torch.tensor([label for _, label in items], dtype=torch.long)
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def class_weights(labels: Sequence[int] | np.ndarray, num_classes: int) -> list[float]:
+    """Class weights for ``class_balancing: weighted_loss``: ``n / (num_classes * n_c)``.
+
+    The "balanced" heuristic (as in NeMo and scikit-learn): every class then contributes the same
+    total weight to the loss. A class absent from the training data gets weight 0 (it never
+    appears as a target, so its weight has no effect).
+
+    Examples
+    --------
+    >>> class_weights([0, 0, 0, 1], 2)
+    [0.6666666666666666, 2.0]
+    """
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)
+    total = float(counts.sum())
+    return [total / (num_classes * c) if c else 0.0 for c in counts.tolist()]
+
+
+class LengthGroupedSampler(Sampler[int]):
+    """Random order in which neighbouring examples have similar lengths (less padding).
+
+    Each epoch the examples are shuffled, cut into chunks of ``batch_size * chunk_batches``,
+    each chunk is sorted by length (longest first) and cut into batches, and the batches are
+    shuffled. Batches then hold examples of about one length, so padding (and compute) shrinks:
+    on SST-2 about 3x fewer tokens than random batches. The same idea as Hugging Face's
+    ``group_by_length``. Randomness comes from torch's global generator, as for
+    ``RandomSampler``, so seeding makes it reproducible.
+
+    Examples
+    --------
+    >>> sampler = LengthGroupedSampler([5, 1, 4, 2, 3, 6], batch_size=2, shuffle=False)
+    >>> list(sampler)
+    [5, 0, 2, 4, 3, 1]
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, shuffle: bool = True,
+                 chunk_batches: int = 50) -> None:
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.chunk = max(1, int(chunk_batches)) * self.batch_size
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self) -> Iterator[int]:
+        n = len(self.lengths)
+        if not self.shuffle:
+            yield from np.argsort(-self.lengths, kind="stable").tolist()
+            return
+        seed = int(torch.empty((), dtype=torch.int64).random_().item())
+        gen = torch.Generator().manual_seed(seed)
+        order = torch.randperm(n, generator=gen).numpy()
+        batches: list[np.ndarray] = []
+        for start in range(0, n, self.chunk):
+            chunk = order[start:start + self.chunk]
+            chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
+            batches.extend(chunk[i:i + self.batch_size]
+                           for i in range(0, len(chunk), self.batch_size))
+        for b in torch.randperm(len(batches), generator=gen).tolist():
+            yield from batches[b].tolist()
+
+
+class TextClassificationDataModule(L.LightningDataModule):
+    """Train/validation/test splits from NeMo-format TSV files (``sentence<TAB>label``).
+
+    Parameters
+    ----------
+    cfg : omegaconf.DictConfig
+        The ``model`` section of a training config (``dataset``, ``train_ds``,
+        ``validation_ds``, ``test_ds``).
+    tokenizer : transformers tokenizer
+        From :func:`load_training_tokenizer`.
+
+    Notes
+    -----
+    :meth:`load` reads, validates and tokenizes every configured file; it runs once (``setup``
+    calls it if the caller did not). ``num_samples`` keeps the first N rows of a file (after the
+    whole file was validated). ``group_by_length: true`` batches examples of similar length
+    together (:class:`LengthGroupedSampler`).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from omegaconf import OmegaConf
+    >>> from dask_classify.train.config import load_config
+    >>> from dask_classify.testing import build_tokenizer
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (tmp / "train.tsv").write_text("a good film\\t1\\na bad film\\t0\\nfine\\t1\\n")
+    >>> tok = build_tokenizer(tmp / "tok", "bert", ["a good film", "a bad film", "fine"])
+    >>> cfg = load_config(overrides=[f"model.train_ds.file_path={tmp / 'train.tsv'}",
+    ...                              "model.train_ds.num_samples=2"])
+    >>> dm = TextClassificationDataModule(cfg.model, tok).load()
+    >>> dm.num_classes, len(dm.datasets["train_ds"])
+    (2, 2)
+    """
+
+    def __init__(self, cfg: DictConfig, tokenizer: Any) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.tokenizer = tokenizer
+        self.frames: dict[str, pd.DataFrame] = {}
+        self.datasets: dict[str, EncodedDataset] = {}
+        self.num_classes: int | None = None
+        self.id2label: dict[int, str] = {}
+        self._loaded = False
+
+    # ------------------------------------------------------------------ reading
+    def _file(self, split: str) -> str | None:
+        path = self.cfg[split].file_path
+        return None if path is None else os.fspath(path)
+
+    def read(self) -> dict[str, pd.DataFrame]:
+        """Read and validate every configured file; set ``num_classes`` and ``id2label``.
+
+        Raises
+        ------
+        DataFormatError
+            A missing file, a malformed line or a label ``>= num_classes`` (all reported as
+            ``file:line``), or a labels file that does not match ``num_classes``.
+        """
+        num_classes = self.cfg.dataset.num_classes
+        names = None
+        if self.cfg.dataset.labels_file is not None:
+            names = read_labels_file(self.cfg.dataset.labels_file)
+            if num_classes is not None and len(names) != num_classes:
+                raise DataFormatError(self.cfg.dataset.labels_file, [(
+                    None, f"{len(names)} label names, but model.dataset.num_classes is "
+                          f"{num_classes}")])
+            num_classes = num_classes or len(names)
+        frames: dict[str, pd.DataFrame] = {}
+        errors: list[DataFormatError] = []
+        for split in SPLITS:
+            path = self._file(split)
+            if path is None:
+                continue
+            try:
+                frames[split] = read_tsv(path, num_classes=num_classes)
+            except DataFormatError as exc:  # report every bad file at once
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            # One error for every bad file; it is the first file's error, with all the messages.
+            first = errors[0]
+            combined = DataFormatError(first.path, first.problems, first.total)
+            combined.message = "\n".join(str(e) for e in errors)
+            combined.args = (combined.message,)
+            combined.errors = errors
+            raise combined
+        if "train_ds" not in frames:
+            raise ConfigError("model.train_ds.file_path is required")
+        if num_classes is None:
+            num_classes = max(2, infer_num_classes(*frames.values()))
+            logger.info("model.dataset.num_classes inferred from the data: %d", num_classes)
+        for split, frame in frames.items():
+            limit = self.cfg[split].num_samples
+            if limit is not None and limit > 0:
+                frames[split] = frame.iloc[: int(limit)]
+        self.frames = frames
+        self.num_classes = int(num_classes)
+        self.id2label = names or {i: str(i) for i in range(self.num_classes)}
+        return frames
+
+    def load(self) -> TextClassificationDataModule:
+        """:meth:`read` and tokenize every split (once); returns ``self``."""
+        if self._loaded:
+            return self
+        frames = self.read()
+        max_len = int(self.cfg.dataset.max_seq_length)
+        for split, frame in frames.items():
+            ids = tokenize(self.tokenizer, frame["sentence"].tolist(), max_len)
+            self.datasets[split] = EncodedDataset(ids, frame["label"].to_numpy())
+        self._loaded = True
+        return self
+
+    def setup(self, stage: str | None = None) -> None:
+        self.load()
+
+    # ------------------------------------------------------------------ derived values
+    def class_weights(self) -> list[float]:
+        """:func:`class_weights` of the training labels (after ``num_samples``)."""
+        self.load()
+        return class_weights(self.datasets["train_ds"].labels, int(self.num_classes))
+
+    def has(self, split: str) -> bool:
+        return split in self.datasets or (not self._loaded and self._file(split) is not None)
+
+    # ------------------------------------------------------------------ loaders
+    def _loader(self, split: str) -> DataLoader:
+        self.load()
+        d = self.cfg[split]
+        workers = int(d.num_workers)
+        dataset = self.datasets[split]
+        sampler = None
+        if d.group_by_length:
+            sampler = LengthGroupedSampler([len(ids) for ids in dataset.input_ids],
+                                           int(d.batch_size), shuffle=bool(d.shuffle))
+        return DataLoader(
+            dataset,
+            batch_size=int(d.batch_size),
+            shuffle=bool(d.shuffle) if sampler is None else None,
+            sampler=sampler,
+            num_workers=workers,
+            drop_last=bool(d.drop_last),
+            pin_memory=bool(d.pin_memory),
+            collate_fn=PadCollator(self.tokenizer.pad_token_id),
+            persistent_workers=workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train_ds")
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._loader("validation_ds") if "validation_ds" in self.datasets else []
+
+    def test_dataloader(self) -> DataLoader | list:
+        return self._loader("test_ds") if "test_ds" in self.datasets else []

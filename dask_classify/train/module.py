@@ -1,0 +1,256 @@
+"""The Lightning module: a :class:`~dask_classify.Deberta` classifier, its loss, optimiser and
+validation/test reports.
+
+The module trains exactly the network that :class:`~dask_classify.DistributedDataClassifier`
+loads (``self.model`` is a :class:`~dask_classify.Deberta`), so the exported checkpoint needs no
+conversion and gives the same predictions as the model in memory.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchmetrics import MeanMetric
+
+from dask_classify.model import Deberta
+from dask_classify.tokenize import pad_batch, tokenize
+from dask_classify.train.config import SCHEDULES, ConfigError
+from dask_classify.train.metrics import (
+    build_metrics,
+    flat_metrics,
+    format_report,
+    report_from_metrics,
+)
+
+__all__ = ["TextClassificationModule", "freeze_unused_parameters", "predict_probabilities"]
+
+
+def freeze_unused_parameters(model: Deberta) -> list[str]:
+    """Turn off gradients for parameters the classifier never uses (e.g. BERT's pooler).
+
+    :meth:`Deberta.logits` reads the encoder's last hidden state, so a backbone's pooler gets no
+    gradient; DDP would then fail ("parameters that were not used in producing loss") unless
+    told to search for unused parameters on every step. One tiny forward/backward pass finds
+    them; freezing them changes nothing numerically (they never get a gradient). Their weights
+    are still saved with the checkpoint.
+
+    Returns
+    -------
+    list of str
+        The names of the frozen parameters.
+    """
+    was_training = model.training
+    model.train()
+    ids = torch.ones((1, 2), dtype=torch.long)
+    mask = torch.ones((1, 2), dtype=torch.long)
+    try:
+        model.zero_grad(set_to_none=True)
+        model.logits(ids, mask).sum().backward()
+        unused = [name for name, p in model.named_parameters()
+                  if p.requires_grad and p.grad is None]
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    for name, param in model.named_parameters():
+        if name in unused:
+            param.requires_grad_(False)
+    return unused
+
+
+@torch.inference_mode()
+def predict_probabilities(model: Deberta, tokenizer: Any, texts: Sequence[str],
+                          max_seq_length: int, batch_size: int = 64) -> np.ndarray:
+    """Class probabilities of ``texts`` with an in-memory model (float32, ``(n, num_labels)``).
+
+    Tokenizes like the classifier does at inference (same truncation, right padding per batch).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dask_classify.model import load_model, load_tokenizer
+    >>> from dask_classify.testing import build_tiny_deberta_checkpoint
+    >>> folder = build_tiny_deberta_checkpoint(tempfile.mkdtemp(), ["neg", "pos"],
+    ...                                        tokenizer="bert")
+    >>> model, _ = load_model(folder)
+    >>> predict_probabilities(model, load_tokenizer(folder), ["a fine film"], 64).shape
+    (1, 2)
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    ids = tokenize(tokenizer, list(texts), int(max_seq_length))
+    out: list[np.ndarray] = []
+    try:
+        for start in range(0, len(ids), batch_size):
+            input_ids, mask = pad_batch(ids[start:start + batch_size],
+                                        tokenizer.pad_token_id or 0, "right")
+            probs = model(input_ids.to(device), mask.to(device))
+            out.append(probs.float().cpu().numpy())
+    finally:
+        model.train(was_training)
+    if not out:
+        return np.zeros((0, len(model.id2label)), dtype=np.float32)
+    return np.concatenate(out)
+
+
+class TextClassificationModule(L.LightningModule):
+    """Fine-tunes a :class:`~dask_classify.Deberta` classifier with cross-entropy.
+
+    Parameters
+    ----------
+    model : Deberta
+        The classifier (usually from :meth:`Deberta.from_backbone`).
+    optim : dict
+        The ``model.optim`` section: ``name`` (adamw/adam/sgd), ``lr``, ``betas``, ``momentum``,
+        ``weight_decay`` and ``sched`` (``name``, ``warmup_steps``, ``warmup_ratio``).
+    class_weights : sequence of float, optional
+        Per-class weights of the training loss (``class_balancing: weighted_loss``). Validation
+        and test losses are never weighted, so they compare across runs.
+    print_reports : bool, default True
+        Print the precision/recall/F1 table after every validation and test epoch (rank 0).
+
+    Attributes
+    ----------
+    val_history : list of dict
+        One entry per validation run: ``epoch``, ``step``, ``val_loss`` and the flat metrics.
+    val_reports : list of dict
+        The full report of each validation run (same order as ``val_history``).
+    last_val_report, test_report : dict or None
+        The latest full reports (see :func:`dask_classify.train.metrics.report_from_metrics`).
+    """
+
+    def __init__(self, model: Deberta, optim: dict[str, Any],
+                 class_weights: Sequence[float] | None = None, print_reports: bool = True) -> None:
+        super().__init__()
+        self.model = model
+        self.optim = dict(optim)
+        self.print_reports = print_reports
+        self.label_names = [model.id2label[i] for i in range(len(model.id2label))]
+        num_classes = len(self.label_names)
+        self.save_hyperparameters({"optim": self.optim, "class_weights": class_weights,
+                                   "labels": self.label_names})
+        weights = None if class_weights is None else torch.tensor(list(class_weights),
+                                                                   dtype=torch.float32)
+        if weights is not None and weights.numel() != num_classes:
+            raise ValueError(f"{weights.numel()} class weights for {num_classes} classes")
+        # Not persistent: the weights are derived from the data, not learned.
+        self.register_buffer("class_weights", weights, persistent=False)
+        self.val_metrics = build_metrics(num_classes)
+        self.test_metrics = build_metrics(num_classes)
+        self.val_loss = MeanMetric()
+        self.test_loss = MeanMetric()
+        self.val_history: list[dict[str, Any]] = []
+        self.val_reports: list[dict[str, Any]] = []
+        self.last_val_report: dict[str, Any] | None = None
+        self.test_report: dict[str, Any] | None = None
+        self.frozen_parameters = freeze_unused_parameters(model)
+
+    # ------------------------------------------------------------------ steps
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model.logits(input_ids, attention_mask)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logits = self(batch["input_ids"], batch["attention_mask"])
+        loss = F.cross_entropy(logits.float(), batch["labels"], weight=self.class_weights)
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True,
+                 batch_size=len(batch["labels"]))
+        return loss
+
+    def _eval_step(self, batch: dict[str, torch.Tensor], metrics: Any, mean: MeanMetric) -> None:
+        logits = self(batch["input_ids"], batch["attention_mask"]).float()
+        loss = F.cross_entropy(logits, batch["labels"], reduction="sum")
+        mean.update(loss / len(batch["labels"]), weight=len(batch["labels"]))
+        metrics.update(logits.argmax(dim=-1), batch["labels"])
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, self.val_metrics, self.val_loss)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, self.test_metrics, self.test_loss)
+
+    def _epoch_report(self, metrics: Any, mean: MeanMetric, prefix: str) -> dict[str, Any] | None:
+        # torchmetrics syncs the states across processes (DDP) in compute().
+        computed = metrics.compute()
+        loss = float(mean.compute())
+        metrics.reset()
+        mean.reset()
+        if self.trainer.sanity_checking:
+            return None
+        report = report_from_metrics(computed, self.label_names)
+        report["loss"] = loss
+        scalars = flat_metrics(report, prefix)
+        scalars[f"{prefix}loss"] = loss
+        progress = {f"{prefix}loss", f"{prefix}accuracy", f"{prefix}f1_macro"}
+        self.log_dict({k: v for k, v in scalars.items() if k in progress}, prog_bar=True)
+        self.log_dict({k: v for k, v in scalars.items() if k not in progress})
+        if self.print_reports:
+            title = "validation" if prefix == "val_" else "test"
+            self.print(f"\n{title} report (epoch {self.current_epoch}, step {self.global_step}, "
+                       f"loss {loss:.4f}):\n{format_report(report)}")
+        return report
+
+    def on_validation_epoch_end(self) -> None:
+        report = self._epoch_report(self.val_metrics, self.val_loss, "val_")
+        if report is None:
+            return
+        self.last_val_report = report
+        entry = {"epoch": int(self.current_epoch), "step": int(self.global_step)}
+        entry.update(flat_metrics(report, "val_"))
+        entry["val_loss"] = report["loss"]
+        self.val_history.append(entry)
+        self.val_reports.append(report)
+
+    def on_test_epoch_end(self) -> None:
+        self.test_report = self._epoch_report(self.test_metrics, self.test_loss, "test_")
+
+    # ------------------------------------------------------------------ optimiser
+    def configure_optimizers(self) -> dict[str, Any]:
+        from transformers import (
+            get_constant_schedule_with_warmup,
+            get_cosine_schedule_with_warmup,
+            get_linear_schedule_with_warmup,
+        )
+
+        o = self.optim
+        decay, no_decay = [], []
+        for param in self.model.parameters():
+            if param.requires_grad:
+                # Biases and normalisation weights (1-D) are not decayed, as in BERT.
+                (no_decay if param.ndim < 2 else decay).append(param)
+        groups = [{"params": decay, "weight_decay": float(o["weight_decay"])},
+                  {"params": no_decay, "weight_decay": 0.0}]
+        name = str(o["name"]).lower()
+        lr = float(o["lr"])
+        if name == "adamw":
+            optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(o["betas"]))
+        elif name == "adam":
+            optimizer = torch.optim.Adam(groups, lr=lr, betas=tuple(o["betas"]))
+        elif name == "sgd":
+            optimizer = torch.optim.SGD(groups, lr=lr, momentum=float(o["momentum"]))
+        else:  # validate_config rejects these first
+            raise ConfigError(f"model.optim.name: unknown optimizer {o['name']!r}")
+        total = self.trainer.estimated_stepping_batches
+        if not math.isfinite(total):
+            raise ConfigError("set trainer.max_epochs or trainer.max_steps: the learning-rate "
+                              "schedule needs the number of training steps")
+        total = max(1, int(total))
+        sched = o["sched"]
+        if sched.get("warmup_steps") is not None:
+            warmup = int(sched["warmup_steps"])
+        else:
+            warmup = math.ceil(float(sched.get("warmup_ratio") or 0.0) * total)
+        kind = SCHEDULES[str(sched["name"]).lower()]
+        if kind == "linear":
+            scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
+        elif kind == "cosine":
+            scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, total)
+        else:
+            scheduler = get_constant_schedule_with_warmup(optimizer, warmup)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}

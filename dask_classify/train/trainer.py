@@ -1,0 +1,431 @@
+"""``train(config)``: fine-tune an encoder on TSV files and export the best model.
+
+Output folder (``exp_manager.exp_dir``)::
+
+    best_model/          the best model, in the checkpoint format DistributedDataClassifier loads
+    checkpoints/         Lightning .ckpt files (the best one and last.ckpt, for resuming)
+    logs/version_N/      CSV logs (metrics.csv, hparams.yaml)
+    config.yaml          the resolved config of the run
+    train_result.json    best score, per-epoch metrics, the validation and test reports
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from dask_classify.model import Deberta, save_checkpoint
+from dask_classify.train.config import ConfigError, load_config, validate_config
+from dask_classify.train.datamodule import TextClassificationDataModule, load_training_tokenizer
+from dask_classify.train.metrics import write_json
+from dask_classify.train.module import TextClassificationModule
+
+__all__ = ["BestModelExport", "TrainResult", "export_checkpoint", "train"]
+
+logger = logging.getLogger(__name__)
+
+BEST_MODEL_DIR = "best_model"
+CHECKPOINT_DIR = "checkpoints"
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` did.
+
+    Attributes
+    ----------
+    exp_dir : Path
+        The output folder.
+    best_model : Path or None
+        ``<exp_dir>/best_model``: load it with ``DistributedDataClassifier(best_model)``.
+    best_checkpoint, last_checkpoint : str or None
+        The Lightning ``.ckpt`` files (resume with ``exp_manager.resume_from_checkpoint``).
+    monitor : str or None
+        The metric that chose the best model (None: the last epoch's model is the best).
+    best_score : float or None
+        Its best value; ``best_epoch`` the epoch it was reached in.
+    history : list of dict
+        One entry per epoch trained in this run: ``epoch``, ``step``, ``train_loss`` and, when
+        validation ran, ``val_loss``, ``val_accuracy``, ``val_f1_macro``, ... (see
+        :func:`dask_classify.train.metrics.flat_metrics`).
+    val_report, test_report : dict or None
+        Full reports of the best model on the validation set and of the test set.
+    config : DictConfig
+        The resolved config.
+    model : Deberta
+        The trained model in memory (CPU, eval mode), holding the best model's weights.
+    tokenizer
+        Its tokenizer.
+    """
+
+    exp_dir: Path
+    best_model: Path | None
+    best_checkpoint: str | None
+    last_checkpoint: str | None
+    monitor: str | None
+    best_score: float | None
+    best_epoch: int | None
+    history: list[dict[str, Any]]
+    val_report: dict[str, Any] | None
+    test_report: dict[str, Any] | None
+    config: DictConfig = field(repr=False)
+    model: Deberta | None = field(default=None, repr=False)
+    tokenizer: Any = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable summary (no model, no tokenizer)."""
+        return {
+            "exp_dir": str(self.exp_dir),
+            "best_model": None if self.best_model is None else str(self.best_model),
+            "best_checkpoint": self.best_checkpoint,
+            "last_checkpoint": self.last_checkpoint,
+            "monitor": self.monitor,
+            "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
+            "history": self.history,
+            "val_report": self.val_report,
+            "test_report": self.test_report,
+        }
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def export_checkpoint(model: Deberta, tokenizer: Any, folder: str | os.PathLike) -> Path:
+    """Save ``model`` and ``tokenizer`` as ``folder`` atomically (DESIGN.md §2 format).
+
+    The checkpoint is written into a hidden temporary folder beside ``folder`` and renamed into
+    place, so an interrupted run leaves the previous complete ``folder`` (or none), never a
+    half-written one.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from dask_classify.model import load_model, load_tokenizer
+    >>> from dask_classify.testing import build_tiny_deberta_checkpoint
+    >>> src = build_tiny_deberta_checkpoint(tempfile.mkdtemp(), ["a", "b"], tokenizer="bert")
+    >>> model, _ = load_model(src)
+    >>> out = export_checkpoint(model, load_tokenizer(src), pathlib.Path(tempfile.mkdtemp()) / "m")
+    >>> sorted(p.name for p in out.iterdir())[:2]
+    ['config.json', 'model.safetensors']
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        save_checkpoint(model, tokenizer, tmp)
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700
+        old = None
+        if folder.exists():
+            old = folder.parent / f".{folder.name}.old.{os.getpid()}"
+            if old.exists():
+                shutil.rmtree(old)
+            folder.rename(old)
+        tmp.rename(folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+class BestModelExport(Callback):
+    """Export the best model (by ``monitor``) as ``<exp_dir>/best_model`` after validation.
+
+    With ``monitor=None`` the model is exported at the end of every training epoch. The best
+    score travels in Lightning checkpoints, so a resumed run keeps comparing against it. Only
+    the global rank 0 writes.
+    """
+
+    def __init__(self, folder: str | os.PathLike, tokenizer: Any, monitor: str | None,
+                 mode: str = "max") -> None:
+        super().__init__()
+        self.folder = Path(folder)
+        self.tokenizer = tokenizer
+        self.monitor = monitor
+        self.mode = mode
+        self.best_score: float | None = None
+        self.best_epoch: int | None = None
+        self.export_step: int | None = None
+
+    def _improved(self, value: float) -> bool:
+        if math.isnan(value):
+            return False
+        if self.best_score is None:
+            return True
+        return value > self.best_score if self.mode == "max" else value < self.best_score
+
+    def _export(self, trainer: L.Trainer, pl_module: TextClassificationModule) -> None:
+        if trainer.is_global_zero:
+            export_checkpoint(pl_module.model, self.tokenizer, self.folder)
+        self.export_step = int(trainer.global_step)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: TextClassificationModule) -> None:
+        if self.monitor is None or trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None:
+            known = sorted(k for k in trainer.callback_metrics if k.startswith("val_"))
+            raise ConfigError(
+                f"exp_manager.checkpoint_callback_params.monitor: metric {self.monitor!r} was "
+                f"not logged; logged validation metrics: {known}"
+            )
+        value = float(value)
+        if self._improved(value):
+            self.best_score, self.best_epoch = value, int(trainer.current_epoch)
+            self._export(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: TextClassificationModule) -> None:
+        if self.monitor is None:
+            self.best_epoch = int(trainer.current_epoch)
+            self._export(trainer, pl_module)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_score": self.best_score, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best_score = state_dict.get("best_score")
+        self.best_epoch = state_dict.get("best_epoch")
+
+
+class _TrainHistory(Callback):
+    """Training loss (and step) of each epoch, in this run."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        loss = trainer.callback_metrics.get("train_loss_epoch")
+        self.rows.append({"epoch": int(trainer.current_epoch), "step": int(trainer.global_step),
+                          "train_loss": None if loss is None else float(loss)})
+
+
+def _on_cpu(trainer_cfg: dict[str, Any]) -> bool:
+    accelerator = str(trainer_cfg.get("accelerator") or "auto").lower()
+    if accelerator == "cpu":
+        return True
+    return accelerator == "auto" and not torch.cuda.is_available()
+
+
+def _trainer_kwargs(cfg: DictConfig) -> dict[str, Any]:
+    kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    assert isinstance(kwargs, dict)
+    kwargs = {k: v for k, v in kwargs.items() if v is not None or k in ("max_time",)}
+    precision = str(kwargs.get("precision", "32-true"))
+    if precision.startswith("bf16") and _on_cpu(kwargs):
+        from dask_classify.predict import cpu_has_native_bf16
+
+        if not cpu_has_native_bf16():
+            # DESIGN.md §4: never bf16 on a CPU without AMX; it runs ~200x slower than fp32.
+            logger.warning("trainer.precision=%s on a CPU without native bf16 (AMX) would be "
+                           "far slower than fp32; training with precision 32-true", precision)
+            kwargs["precision"] = "32-true"
+    return kwargs
+
+
+def _resume_path(cfg: DictConfig, exp_dir: Path) -> str | None:
+    em = cfg.exp_manager
+    if em.resume_from_checkpoint:
+        path = Path(em.resume_from_checkpoint).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"exp_manager.resume_from_checkpoint: {str(path)!r} is not a file")
+        return str(path)
+    if em.resume_if_exists:
+        last = exp_dir / CHECKPOINT_DIR / "last.ckpt"
+        if last.is_file():
+            logger.info("resuming from %s", last)
+            return str(last)
+        if not em.resume_ignore_no_checkpoint:
+            raise ConfigError(f"exp_manager.resume_if_exists: no checkpoint {str(last)!r} to "
+                              "resume from (set resume_ignore_no_checkpoint: true to start "
+                              "afresh)")
+    return None
+
+
+def _loggers(cfg: DictConfig, exp_dir: Path) -> list[Any]:
+    em = cfg.exp_manager
+    loggers: list[Any] = []
+    if em.create_csv_logger:
+        from lightning.pytorch.loggers import CSVLogger
+
+        loggers.append(CSVLogger(str(exp_dir), name="logs"))
+    if em.create_tensorboard_logger:
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        try:
+            loggers.append(TensorBoardLogger(str(exp_dir), name="tb_logs"))
+        except ModuleNotFoundError as exc:
+            raise ConfigError("exp_manager.create_tensorboard_logger needs the tensorboard "
+                              f"package ({exc}); pip install tensorboard") from exc
+    return loggers
+
+
+def _check_lengths(model: Deberta, max_seq_length: int) -> None:
+    backbone = model.config.get("backbone_config") or {}
+    limit = backbone.get("max_position_embeddings")
+    relative = backbone.get("relative_attention") and not backbone.get("position_biased_input",
+                                                                       True)
+    if limit and not relative and max_seq_length > int(limit):
+        raise ConfigError(f"model.dataset.max_seq_length={max_seq_length} is longer than the "
+                          f"encoder's max_position_embeddings ({limit})")
+
+
+def _merge_history(train_rows: list[dict[str, Any]],
+                   val_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_epoch: dict[int, dict[str, Any]] = {}
+    for row in train_rows:
+        by_epoch.setdefault(row["epoch"], {}).update(row)
+    for row in val_rows:  # the last validation of an epoch wins
+        merged = by_epoch.setdefault(row["epoch"], {"epoch": row["epoch"]})
+        step = merged.get("step")
+        merged.update(row)
+        if step is not None:
+            merged["step"] = step
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def train(config: DictConfig | Mapping[str, Any] | str | os.PathLike | None = None,
+          overrides: Sequence[str] = ()) -> TrainResult:
+    """Fine-tune a BERT-family encoder as a text classifier; export the best model.
+
+    Parameters
+    ----------
+    config : DictConfig, mapping, or path of a YAML file
+        The run's settings (see ``dask_classify/conf/train.yaml``); merged over the defaults.
+    overrides : sequence of str, default ()
+        Dotted overrides, ``"trainer.max_epochs=2"``, applied last.
+
+    Returns
+    -------
+    TrainResult
+        Paths (``best_model``, checkpoints), per-epoch metrics, the validation and test reports
+        and the trained model. ``<exp_dir>/best_model`` loads with
+        ``DistributedDataClassifier(model_identifier=...)``.
+
+    Raises
+    ------
+    ConfigError
+        Unknown keys, invalid or missing values (before anything is read or trained).
+    DataFormatError
+        A bad line in any data file (train, validation or test), reported as ``file:line``
+        before training starts.
+
+    Examples
+    --------
+    >>> from dask_classify.train import train  # doctest: +SKIP
+    >>> result = train("conf.yaml", ["trainer.max_epochs=2"])  # doctest: +SKIP
+    >>> result.best_model  # doctest: +SKIP
+    PosixPath('experiments/best_model')
+    """
+    cfg = load_config(config, overrides)
+    validate_config(cfg, for_training=True)
+    m = cfg.model
+    exp_dir = Path(cfg.exp_manager.exp_dir).expanduser()
+    if cfg.seed is not None:
+        L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+
+    pretrained = str(m.language_model.pretrained_model_name)
+    max_len = int(m.dataset.max_seq_length)
+    tokenizer = load_training_tokenizer(m.tokenizer.tokenizer_name or pretrained, max_len,
+                                        bool(m.dataset.do_lower_case))
+    data = TextClassificationDataModule(m, tokenizer).load()  # validates every file first
+    cfg.model.dataset.num_classes = int(data.num_classes)
+
+    model = Deberta.from_backbone(pretrained, data.id2label,
+                                  fc_dropout=float(m.classifier_head.fc_dropout),
+                                  num_output_layers=int(m.classifier_head.num_output_layers))
+    _check_lengths(model, max_len)
+    weights = data.class_weights() if m.dataset.class_balancing == "weighted_loss" else None
+    optim = OmegaConf.to_container(m.optim, resolve=True)
+    assert isinstance(optim, dict)
+    module = TextClassificationModule(model, optim, class_weights=weights)
+
+    has_val = "validation_ds" in data.datasets
+    params = cfg.exp_manager.checkpoint_callback_params
+    monitor = params.monitor if has_val else None
+    if params.monitor and not has_val:
+        logger.info("no validation_ds: the last epoch's model is exported as the best model")
+    exporter = BestModelExport(exp_dir / BEST_MODEL_DIR, tokenizer, monitor, params.mode)
+    history = _TrainHistory()
+    callbacks: list[Callback] = [exporter, history]
+    checkpoint: ModelCheckpoint | None = None
+    if cfg.exp_manager.create_checkpoint_callback:
+        name = "{epoch}-{step}" + (f"-{{{monitor}:.4f}}" if monitor else "")
+        checkpoint = ModelCheckpoint(dirpath=str(exp_dir / CHECKPOINT_DIR), filename=name,
+                                     monitor=monitor, mode=params.mode,
+                                     save_top_k=int(params.save_top_k),
+                                     save_last=bool(params.save_last),
+                                     auto_insert_metric_name=False)
+        callbacks.append(checkpoint)
+    loggers = _loggers(cfg, exp_dir)
+    if loggers:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+
+    trainer = L.Trainer(**_trainer_kwargs(cfg), callbacks=callbacks, logger=loggers or False,
+                        enable_checkpointing=checkpoint is not None,
+                        default_root_dir=str(exp_dir))
+    ckpt_path = _resume_path(cfg, exp_dir)
+    if trainer.is_global_zero:
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, exp_dir / "config.yaml", resolve=True)
+
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    trainer.strategy.barrier("dask_classify_best_model")
+
+    best_model = exp_dir / BEST_MODEL_DIR
+    if exporter.export_step is None and not best_model.is_dir():
+        exporter._export(trainer, module)  # e.g. a resumed run that trained no further epoch
+        trainer.strategy.barrier("dask_classify_best_model_final")
+    if exporter.export_step != trainer.global_step and best_model.is_dir():
+        # The last epoch was not the best: hold the best weights in memory too.
+        from safetensors.torch import load_file
+
+        state = load_file(str(best_model / "model.safetensors"))
+        module.model.load_state_dict(state)
+
+    val_report = None
+    for row, report in zip(module.val_history, module.val_reports, strict=True):
+        if row["epoch"] == exporter.best_epoch:
+            val_report = report  # the last validation of the best epoch
+
+    test_report = None
+    if "test_ds" in data.datasets:
+        trainer.test(module, datamodule=data, verbose=False)
+        test_report = module.test_report
+
+    module.model.cpu().eval()
+    result = TrainResult(
+        exp_dir=exp_dir,
+        best_model=best_model if best_model.is_dir() else None,
+        best_checkpoint=(checkpoint.best_model_path or None) if checkpoint else None,
+        last_checkpoint=(checkpoint.last_model_path or None) if checkpoint else None,
+        monitor=monitor,
+        best_score=exporter.best_score,
+        best_epoch=exporter.best_epoch,
+        history=_merge_history(history.rows, module.val_history),
+        val_report=val_report,
+        test_report=test_report,
+        config=cfg,
+        model=module.model,
+        tokenizer=tokenizer,
+    )
+    if trainer.is_global_zero:
+        write_json(result.to_dict(), exp_dir / "train_result.json")
+    return result
+
