@@ -1,4 +1,4 @@
-"""``DistributedDataClassifier``: a text classifier applied to every partition of a Dask DataFrame."""
+"""``DistributedDataClassifier``: a text classifier run on every partition of a Dask DataFrame."""
 
 from __future__ import annotations
 
@@ -159,6 +159,12 @@ class DistributedDataClassifier:
     def output_fields(self) -> list[str]:
         """Names of the columns this classifier adds."""
         return [self.label_field] + ([self.score_field] if self.score_field else [])
+
+    def arrow_types(self) -> dict[str, Any]:
+        """pyarrow types of the added columns that Parquet cannot infer from an empty ``meta``."""
+        import pyarrow as pa
+
+        return {self.score_field: pa.list_(pa.float64())} if self.score_field else {}
 
     @property
     def filter_field(self) -> str:

@@ -365,9 +365,9 @@ def load_model(
     info = model_info(folder)
     if info.kind == "deberta":
         return load_deberta(folder, cache_dir=cache_dir), info
-    has_weights = (folder / SAFETENSORS_NAME).is_file() or any(
-        (folder / n).is_file() for n in PICKLE_NAMES
-    ) or any(folder.glob("model-*.safetensors")) or (folder / "model.safetensors.index.json").is_file()
+    weight_files = [SAFETENSORS_NAME, "model.safetensors.index.json", *PICKLE_NAMES]
+    has_weights = any((folder / n).is_file() for n in weight_files) or any(
+        folder.glob("model-*.safetensors"))
     if not has_weights:
         raise CheckpointError(f"{folder} has no weights: expected {SAFETENSORS_NAME}")
     try:

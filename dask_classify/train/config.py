@@ -270,10 +270,9 @@ def validate_config(cfg: DictConfig, for_training: bool = True) -> None:
     >>> try:
     ...     validate_config(cfg)
     ... except ValueError as err:
-    ...     print(err)  # doctest: +NORMALIZE_WHITESPACE
+    ...     print(err)
     invalid training config:
-      model.language_model.pretrained_model_name: required (a local folder or hub id of an
-        encoder)
+      model.language_model.pretrained_model_name: required (a folder or hub id of an encoder)
       model.train_ds.file_path: required (a sentence<TAB>label TSV file)
     """
     problems: list[str] = []
@@ -290,7 +289,7 @@ def validate_config(cfg: DictConfig, for_training: bool = True) -> None:
                                                            f"{name!r}")
     if for_training and name is None:
         bad("model.language_model.pretrained_model_name",
-            "required (a local folder or hub id of an\n    encoder)")
+            "required (a folder or hub id of an encoder)")
     tok = m.tokenizer.tokenizer_name
     if tok is not None and (not isinstance(tok, str) or not tok.strip()):
         bad("model.tokenizer.tokenizer_name", f"must be a non-empty string or null, not {tok!r}")

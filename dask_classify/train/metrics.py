@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
@@ -165,8 +166,9 @@ def classification_report(preds: Any, target: Any, num_classes: int | None = Non
         If the lengths differ, the inputs are empty, or a label id is outside
         ``0 .. num_classes - 1``.
     """
-    preds_t = torch.as_tensor(preds, dtype=torch.long).reshape(-1)
-    target_t = torch.as_tensor(target, dtype=torch.long).reshape(-1)
+    # Copies: numpy views of pandas columns may be read-only, which torch warns about.
+    preds_t = torch.tensor(np.array(preds, dtype=np.int64)).reshape(-1)
+    target_t = torch.tensor(np.array(target, dtype=np.int64)).reshape(-1)
     if preds_t.shape != target_t.shape:
         raise ValueError(f"preds ({preds_t.numel()}) and target ({target_t.numel()}) differ in "
                          "length")

@@ -337,6 +337,7 @@ def train(config: DictConfig | Mapping[str, Any] | str | os.PathLike | None = No
     validate_config(cfg, for_training=True)
     m = cfg.model
     exp_dir = Path(cfg.exp_manager.exp_dir).expanduser()
+    ckpt_path = _resume_path(cfg, exp_dir)
     if cfg.seed is not None:
         L.seed_everything(int(cfg.seed), workers=True, verbose=False)
 
@@ -380,7 +381,6 @@ def train(config: DictConfig | Mapping[str, Any] | str | os.PathLike | None = No
     trainer = L.Trainer(**_trainer_kwargs(cfg), callbacks=callbacks, logger=loggers or False,
                         enable_checkpointing=checkpoint is not None,
                         default_root_dir=str(exp_dir))
-    ckpt_path = _resume_path(cfg, exp_dir)
     if trainer.is_global_zero:
         exp_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, exp_dir / "config.yaml", resolve=True)

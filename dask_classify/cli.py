@@ -1,0 +1,360 @@
+"""The ``dask-classify`` command: classify, train, evaluate, convert.
+
+``main(argv) -> int`` never calls ``sys.exit``; ``python -m dask_classify`` and the console script
+both go through it. Errors in the user's input print one line naming the problem and return 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+PROG = "dask-classify"
+
+CLASSIFIERS = {
+    "quality": "QualityClassifier",
+    "domain": "DomainClassifier",
+    "multilingual-domain": "MultilingualDomainClassifier",
+    "content-type": "ContentTypeClassifier",
+    "fineweb-edu": "FineWebEduClassifier",
+    "fineweb-mixtral-edu": "FineWebMixtralEduClassifier",
+    "fineweb-nemotron-edu": "FineWebNemotronEduClassifier",
+}
+
+
+class UsageError(ValueError):
+    """A command line that cannot be run as given."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _cluster_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("cluster")
+    group.add_argument("--scheduler-address", metavar="ADDR",
+                       help="join a running Dask scheduler (e.g. tcp://host:8786)")
+    group.add_argument("--backend", choices=["auto", "cpu", "gpu"], default="auto",
+                       help="local cluster kind when no scheduler is given (default: auto)")
+    group.add_argument("--n-workers", type=_positive_int, metavar="N",
+                       help="local workers (CPU default 1; GPU default one per GPU)")
+    group.add_argument("--threads-per-worker", type=_positive_int, metavar="N",
+                       help="threads per local worker (CPU default: all cores)")
+    group.add_argument("--dashboard-address", default=":0", metavar="ADDR",
+                       help="Dask dashboard address (default: a free port; 'none' for no "
+                            "dashboard)")
+
+
+def _classifier_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("classifier")
+    group.add_argument("--model", metavar="DIR_OR_ID",
+                       help="checkpoint folder or hub id (default: the bundled sentiment model, "
+                            "or the --classifier's published model)")
+    group.add_argument("--classifier", choices=sorted(CLASSIFIERS),
+                       help="a published classifier's defaults (columns, lengths, model id)")
+    group.add_argument("--cache-dir", metavar="DIR", help="Hugging Face cache for hub ids")
+    group.add_argument("--text-field", help="text column (default: text)")
+    group.add_argument("--label-field", help="label column to add")
+    group.add_argument("--score-field", help="also add the probabilities (or score) here")
+    group.add_argument("--filter-by", nargs="+", metavar="LABEL",
+                       help="keep only rows with these labels")
+    group.add_argument("--max-chars", type=_positive_int, metavar="N",
+                       help="cut texts to N characters before tokenizing")
+    group.add_argument("--max-seq-length", type=_positive_int, metavar="N",
+                       help="token limit (default: the tokenizer's)")
+    group.add_argument("--batch-size", type=_positive_int, metavar="N",
+                       help="rows per forward pass (default 256)")
+    group.add_argument("--padding-side", choices=["right", "left"])
+    group.add_argument("--quantize", choices=["int8"], help="dynamic int8 on CPU (opt-in)")
+    group.add_argument("--trust-remote-code", action="store_true",
+                       help="allow a hub checkpoint's own code to run")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from dask_classify import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Classify text at scale with transformer models on Dask.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("classify", help="classify JSONL/Parquet/CSV/TSV files",
+                       description="Classify the text column of files and write them with the "
+                                   "label (and score) columns added, one output folder per input.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or globs")
+    p.add_argument("--output", "-o", required=True, metavar="OUT", help="output folder")
+    p.add_argument("--input-format", choices=["jsonl", "parquet", "csv", "tsv"],
+                   help="default: from each file's extension")
+    p.add_argument("--output-format", choices=["parquet", "jsonl"], default="parquet")
+    p.add_argument("--blocksize", default="64MiB",
+                   help="bytes per partition for text inputs (default 64MiB)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="redo inputs whose output already exists (default: skip them)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _classifier_options(p)
+    _cluster_options(p)
+    p.set_defaults(func=_cmd_classify)
+
+    p = sub.add_parser("train", help="fine-tune a classifier from TSV files",
+                       description="Fine-tune a BERT-family encoder (NeMo-style YAML config; "
+                                   "dotted overrides like trainer.max_epochs=3).")
+    p.add_argument("--config", "-c", metavar="YAML", help="config file (default: the packaged one)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved config and exit")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="P/R/F1 and confusion matrix of a model on a TSV file",
+                       description="Classify a labelled TSV file with the distributed "
+                                   "classifier and report precision, recall, F1 and the "
+                                   "confusion matrix.")
+    p.add_argument("--model", required=True, metavar="DIR", help="checkpoint folder")
+    p.add_argument("--data", required=True, metavar="TSV", help="sentence<TAB>label file")
+    p.add_argument("--output", "-o", metavar="DIR",
+                   help="write metrics.json, confusion_matrix.json and confusion_matrix.png")
+    p.add_argument("--batch-size", type=_positive_int, default=64, metavar="N")
+    p.add_argument("--max-seq-length", type=_positive_int, metavar="N")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("convert", help="convert SST-2/IMDB/ChemProt/THUCNews to TSV",
+                       description="Turn a public data set's original files into train.tsv, "
+                                   "dev.tsv, test.tsv and labels.txt.")
+    p.add_argument("--dataset", required=True, choices=["sst-2", "imdb", "chemprot", "thucnews"])
+    p.add_argument("--source", required=True, metavar="DIR")
+    p.add_argument("--target", required=True, metavar="DIR")
+    p.add_argument("--uncased", action="store_true", help="lower-case the text")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dev-fraction", type=float, default=0.1)
+    p.add_argument("--test-fraction", type=float, default=0.2,
+                   help="THUCNews only: share held out as test")
+    p.set_defaults(func=_cmd_convert)
+    return parser
+
+
+# --------------------------------------------------------------------------- classify
+def default_model_dir() -> Path:
+    """The bundled default model (a small SST-2 sentiment classifier)."""
+    return Path(__file__).resolve().parent / "models" / "sst2-sentiment"
+
+
+def make_classifier(args: argparse.Namespace):
+    import dask_classify
+
+    kwargs: dict[str, Any] = {}
+    for attr, key in [("text_field", "text_field"), ("label_field", "label_field"),
+                      ("score_field", "score_field"), ("filter_by", "filter_by"),
+                      ("max_chars", "max_chars"), ("max_seq_length", "max_seq_length"),
+                      ("batch_size", "model_inference_batch_size"),
+                      ("padding_side", "padding_side"), ("quantize", "quantize"),
+                      ("cache_dir", "cache_dir")]:
+        value = getattr(args, attr, None)
+        if value is not None:
+            kwargs[key] = value
+    if args.trust_remote_code:
+        kwargs["trust_remote_code"] = True
+    if args.classifier:
+        cls = getattr(dask_classify, CLASSIFIERS[args.classifier])
+        return cls(model_identifier=args.model, **kwargs)
+    model = args.model
+    if model is None:
+        model = default_model_dir()
+        if not (model / "config.json").is_file():
+            raise UsageError(f"no --model given and the bundled default model is missing "
+                             f"({model})")
+    return dask_classify.DistributedDataClassifier(model, **kwargs)
+
+
+def _start_client(args: argparse.Namespace):
+    from dask_classify import get_client
+
+    if args.scheduler_address:
+        return get_client(args.scheduler_address), False
+    dashboard = None if str(args.dashboard_address).lower() == "none" else args.dashboard_address
+    client = get_client(backend=args.backend, n_workers=args.n_workers,
+                        threads_per_worker=args.threads_per_worker, reuse_existing=False,
+                        dashboard_address=dashboard)
+    return client, True
+
+
+def _cmd_classify(args: argparse.Namespace) -> int:
+
+    from dask_classify.backend import resolve_backend
+    from dask_classify.io import (
+        clean_stale_temporaries,
+        detect_format,
+        done_for,
+        expand_inputs,
+        output_path,
+    )
+
+    inputs = expand_inputs(args.inputs)
+    formats = {path: detect_format(path, args.input_format) for path in inputs}
+    out_dir = Path(args.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--output {out_dir} exists and is not a folder")
+    targets = {path: output_path(out_dir, path, args.output_format) for path in inputs}
+    clashes = [str(t) for t in set(targets.values())
+               if list(targets.values()).count(t) > 1]
+    if clashes:
+        raise UsageError(f"several inputs would write the same output {clashes}; "
+                         "classify them into different --output folders")
+    clf = make_classifier(args)
+    todo = [p for p in inputs if args.overwrite or not done_for(targets[p], p)]
+    skipped = [p for p in inputs if p not in todo]
+    for path in skipped:
+        print(f"skip {path} (done: {targets[path]}; --overwrite to redo)")
+    if not todo:
+        print("nothing to do")
+        return 0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    clean_stale_temporaries(out_dir)
+
+    backend = "cpu"
+    client, owned = None, False
+    try:
+        client, owned = _start_client(args)
+        if args.scheduler_address is None:
+            backend = resolve_backend(args.backend)
+        if client.dashboard_link and args.dashboard_address != "none":
+            print(f"dashboard: {client.dashboard_link}")
+        totals = {"rows_in": 0, "rows_out": 0, "null_text": 0, "labels": {}}
+        started = time.perf_counter()
+        count_field = clf.filter_field if clf.filter_field in clf.output_fields \
+            else clf.output_fields[0]
+        for path in todo:
+            try:
+                n_in, n_null, label_counts = _classify_file(
+                    client, clf, path, formats[path], targets[path], backend, args, count_field)
+            except (ValueError, TypeError, OSError) as exc:
+                raise type(exc)(f"{path}: {exc}") from exc
+            totals["rows_in"] += n_in
+            totals["rows_out"] += int(label_counts.sum())
+            totals["null_text"] += n_null
+            for key, value in label_counts.items():
+                totals["labels"][key] = totals["labels"].get(key, 0) + int(value)
+            print(f"wrote {targets[path]} ({int(label_counts.sum())} of {n_in} rows)")
+        elapsed = time.perf_counter() - started
+    finally:
+        if client is not None:
+            cluster = getattr(client, "cluster", None) if owned else None
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    totals["seconds"] = round(elapsed, 3)
+    totals["docs_per_second"] = round(totals["rows_in"] / elapsed, 1) if elapsed else None
+    totals["inputs"] = len(todo)
+    totals["skipped"] = len(skipped)
+    print(f"rows in: {totals['rows_in']}  rows out: {totals['rows_out']}  "
+          f"null text: {totals['null_text']}")
+    print("labels: " + ", ".join(f"{k}={v}" for k, v in sorted(totals["labels"].items())))
+    print(f"{totals['docs_per_second']} documents/s ({totals['seconds']} s)")
+    (out_dir / "_summary.json").write_text(json.dumps(totals, indent=2) + "\n",
+                                           encoding="utf-8")
+    return 0
+
+
+def _classify_file(client, clf, path, fmt, target, backend, args, count_field):
+    """Classify one input file into ``target``; returns rows in, null texts, label counts."""
+    import pandas as pd
+
+    from dask_classify.io import (
+        MARKER,
+        atomic_folder,
+        read_dataframe,
+        source_stamp,
+        write_dataframe,
+    )
+
+    ddf = read_dataframe(path, fmt, blocksize=args.blocksize, backend=backend)
+    out = clf(ddf)
+    with atomic_folder(target, overwrite=args.overwrite) as tmp:
+        counts = write_dataframe(out, tmp, args.output_format, arrow_types=clf.arrow_types(),
+                                 count_field=count_field)
+        rows_in = ddf.map_partitions(len).sum()
+        nulls = ddf[clf.text_field].isna().sum()
+        futures = client.compute([counts, rows_in, nulls])
+        if not args.no_progress:
+            from distributed import progress
+
+            progress(futures)
+            print()
+        counts, n_in, n_null = client.gather(futures)
+        (tmp / MARKER).write_text(json.dumps({**source_stamp(path), "rows_in": int(n_in)}),
+                                  encoding="utf-8")
+    label_counts = counts.groupby("label")["count"].sum() if len(counts) else pd.Series(
+        dtype="int64")
+    return int(n_in), int(n_null), label_counts
+
+
+# --------------------------------------------------------------------------- train etc.
+def _cmd_train(args: argparse.Namespace) -> int:
+    from omegaconf import OmegaConf
+
+    from dask_classify.train import load_config, train
+
+    cfg = load_config(args.config, args.overrides)
+    if args.print_config:
+        print(OmegaConf.to_yaml(cfg))
+        return 0
+    result = train(cfg)
+    print(f"best model: {result.best_model}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from dask_classify.train import evaluate
+
+    evaluate(args.model, args.data, output_dir=args.output, batch_size=args.batch_size,
+             max_seq_length=args.max_seq_length, verbose=True)
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from dask_classify.train.convert import convert
+
+    counts = convert(args.dataset, args.source, args.target, uncased=args.uncased,
+                     seed=args.seed, dev_fraction=args.dev_fraction,
+                     test_fraction=args.test_fraction)
+    for split, rows in counts.items():
+        print(f"{split}: {rows} rows -> {Path(args.target) / (split + '.tsv')}")
+    return 0
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [ValueError, TypeError, FileNotFoundError,
+                                         FileExistsError, ImportError, KeyError]
+    return tuple(errors)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 2 bad input or usage)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or an argparse usage error
+        return int(exc.code or 0)
+    try:
+        return int(args.func(args) or 0)
+    except _user_errors() as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Backends and clusters: CPU LocalCluster (threads and processes), GPU paths (marked)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import pytest
+
+from dask_classify import DistributedDataClassifier, get_client
+from dask_classify.backend import GPUBackendError, gpu_available, resolve_backend
+
+
+def test_import_is_light():
+    code = ("import sys, dask_classify; "
+            "print(any(m in sys.modules for m in ('torch', 'transformers', 'cudf', 'dask')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_backend_resolution_without_gpu():
+    if gpu_available():
+        pytest.skip("this machine has a GPU")
+    assert resolve_backend("auto") == "cpu" and resolve_backend(None) == "cpu"
+    with pytest.raises(GPUBackendError, match="no NVIDIA GPU"):
+        resolve_backend("gpu")
+    with pytest.raises(ValueError, match="'auto', 'cpu' or 'gpu'"):
+        resolve_backend("tpu")
+
+
+def test_local_cluster_with_two_worker_processes(deberta_ckpt, ag_news_texts):
+    texts = ag_news_texts[:400]
+    df = pd.DataFrame({"text": texts}, index=np.arange(400)[::-1])
+    ddf = dd.from_pandas(df, npartitions=4, sort=False)
+    clf = DistributedDataClassifier(deberta_ckpt, score_field="p")
+    local = clf(ddf).compute(scheduler="sync")
+    client = get_client(backend="cpu", n_workers=2, processes=True, reuse_existing=False,
+                        dashboard_address=None)
+    try:
+        info = client.scheduler_info(n_workers=-1)["workers"]
+        assert len(info) == 2
+        distributed = clf(ddf).compute()
+        # every worker process loaded the model once, with its share of the cores
+        envs = client.run(lambda: __import__("os").environ.get("OMP_NUM_THREADS"))
+        trims = client.run(lambda: __import__("os").environ.get("MALLOC_TRIM_THRESHOLD_"))
+    finally:
+        client.close()
+        client.cluster.close()
+    pd.testing.assert_frame_equal(distributed, local)
+    share = str(max(1, len(__import__("os").sched_getaffinity(0)) // 2))
+    assert set(envs.values()) == {share} and set(trims.values()) == {None}
+
+
+def test_get_client_reuses_the_running_client():
+    client = get_client(backend="cpu", reuse_existing=False, dashboard_address=None)
+    try:
+        assert get_client() is client
+        assert client.cluster.scheduler_info["workers"]  # in-process worker, threads = cores
+        (worker,) = client.cluster.workers.values()
+        assert worker.state.nthreads >= 1
+    finally:
+        client.close()
+        client.cluster.close()
+
+
+def test_connect_to_a_scheduler_address(deberta_ckpt):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster:
+        client = get_client(cluster.scheduler_address)
+        try:
+            assert client.scheduler.address == cluster.scheduler_address
+            ddf = dd.from_pandas(pd.DataFrame({"text": ["good", "bad"]}), npartitions=1)
+            out = DistributedDataClassifier(deberta_ckpt)(ddf).compute()
+            assert out["preds"].notna().all()
+        finally:
+            client.close()
+
+
+@pytest.mark.gpu
+def test_gpu_dask_cudf_in_dask_cudf_out(deberta_ckpt, ag_news_texts):
+    import cudf
+    import dask_cudf
+
+    client = get_client(backend="gpu", reuse_existing=False)
+    try:
+        gdf = cudf.DataFrame({"text": ag_news_texts[:500]}, index=np.arange(500)[::-1])
+        ddf = dask_cudf.from_cudf(gdf, npartitions=3, sort=False)
+        out = DistributedDataClassifier(deberta_ckpt, score_field="p")(ddf)
+        assert type(out._meta).__module__.startswith("cudf")
+        result = out.compute()
+        assert isinstance(result, cudf.DataFrame)
+        cpu = DistributedDataClassifier(deberta_ckpt, device="cpu", score_field="p")(
+            gdf.to_pandas())
+        assert result.index.to_pandas().equals(cpu.index)
+        agree = (result["preds"].to_pandas().values == cpu["preds"].values).mean()
+        assert agree > 0.99  # fp16/bf16 autocast may flip a near-tie
+    finally:
+        client.close()
+        client.cluster.close()
