@@ -159,7 +159,7 @@ class TextClassificationModule(L.LightningModule):
         logits = self(batch["input_ids"], batch["attention_mask"])
         loss = F.cross_entropy(logits.float(), batch["labels"], weight=self.class_weights)
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True,
-                 batch_size=len(batch["labels"]))
+                 batch_size=len(batch["labels"]), sync_dist=True)
         return loss
 
     def _eval_step(self, batch: dict[str, torch.Tensor], metrics: Any, mean: MeanMetric) -> None:
@@ -187,8 +187,11 @@ class TextClassificationModule(L.LightningModule):
         scalars = flat_metrics(report, prefix)
         scalars[f"{prefix}loss"] = loss
         progress = {f"{prefix}loss", f"{prefix}accuracy", f"{prefix}f1_macro"}
-        self.log_dict({k: v for k, v in scalars.items() if k in progress}, prog_bar=True)
-        self.log_dict({k: v for k, v in scalars.items() if k not in progress})
+        # Already reduced over processes by torchmetrics; sync_dist only averages equal values
+        # (and keeps Lightning from warning about epoch-level logging under DDP).
+        self.log_dict({k: v for k, v in scalars.items() if k in progress}, prog_bar=True,
+                      sync_dist=True)
+        self.log_dict({k: v for k, v in scalars.items() if k not in progress}, sync_dist=True)
         if self.print_reports:
             title = "validation" if prefix == "val_" else "test"
             self.print(f"\n{title} report (epoch {self.current_epoch}, step {self.global_step}, "

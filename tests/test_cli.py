@@ -1,0 +1,158 @@
+"""The dask-classify command end to end: main([...]) for each subcommand."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dask_classify import DistributedDataClassifier
+from dask_classify.cli import main
+
+FAST = ["--no-progress", "--dashboard-address", "none"]
+
+
+@pytest.fixture(scope="module")
+def frame(ag_news_texts):
+    texts = ag_news_texts[:120]
+    texts[5] = None
+    return pd.DataFrame({"id": range(120), "text": texts})
+
+
+@pytest.fixture(scope="module")
+def expected(frame, bert_ckpt):
+    return DistributedDataClassifier(bert_ckpt, score_field="p")(frame)
+
+
+def _write(frame: pd.DataFrame, path: Path, fmt: str) -> Path:
+    if fmt == "jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    elif fmt == "parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False, sep="\t" if fmt == "tsv" else ",")
+    return path
+
+
+def _read(folder: Path) -> pd.DataFrame:
+    parts = sorted(folder.glob("part.*"))
+    assert parts, f"no output in {folder}"
+    if parts[0].suffix == ".parquet":
+        return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    return pd.concat([pd.read_json(p, lines=True) for p in parts], ignore_index=True)
+
+
+@pytest.mark.parametrize("in_fmt", ["jsonl", "parquet", "csv", "tsv"])
+@pytest.mark.parametrize("out_fmt", ["parquet", "jsonl"])
+def test_classify_every_format(tmp_path, frame, expected, bert_ckpt, in_fmt, out_fmt, capsys):
+    src = _write(frame, tmp_path / f"docs.{in_fmt}", in_fmt)
+    out = tmp_path / "out"
+    rc = main(["classify", str(src), "--model", str(bert_ckpt), "--output", str(out),
+               "--output-format", out_fmt, "--score-field", "p", "--blocksize", "4KiB", *FAST])
+    assert rc == 0
+    result = _read(out / f"docs.{out_fmt}")
+    assert result["id"].tolist() == list(range(120))  # every row, in order
+    assert result["preds"].isna().tolist() == expected["preds"].isna().tolist()
+    assert result["preds"].fillna("-").tolist() == expected["preds"].fillna("-").tolist()
+    got = np.array([list(p) for p in result["p"] if p is not None and not isinstance(p, float)])
+    want = np.array([p for p in expected["p"] if p is not None])
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    printed = capsys.readouterr().out
+    assert "rows in: 120  rows out: 120  null text: 1" in printed
+    summary = json.loads((out / "_summary.json").read_text())
+    assert summary["rows_in"] == 120 and summary["labels"]["<null>"] == 1
+    assert sum(summary["labels"].values()) == 120
+
+
+def test_classify_filter_and_text_field(tmp_path, frame, expected, bert_ckpt):
+    src = _write(frame.rename(columns={"text": "body"}), tmp_path / "d.parquet", "parquet")
+    out = tmp_path / "out"
+    rc = main(["classify", str(src), "--model", str(bert_ckpt), "--output", str(out),
+               "--text-field", "body", "--label-field", "sentiment", "--filter-by", "pos",
+               *FAST])
+    assert rc == 0
+    result = _read(out / "d.parquet")
+    assert result["id"].tolist() == expected.index[expected["preds"] == "pos"].tolist()
+    assert set(result["sentiment"]) == {"pos"}
+
+
+def test_resume_skips_finished_inputs_and_overwrite_redoes_them(tmp_path, frame, bert_ckpt,
+                                                                 capsys):
+    a = _write(frame.iloc[:40], tmp_path / "a.jsonl", "jsonl")
+    b = _write(frame.iloc[40:], tmp_path / "b.jsonl", "jsonl")
+    out = tmp_path / "out"
+    args = ["--model", str(bert_ckpt), "--output", str(out), *FAST]
+    assert main(["classify", str(a), *args]) == 0
+    first = (out / "a.parquet" / "part.00000.parquet").stat().st_mtime_ns
+    # an interrupted run leaves only a hidden temporary folder, never a finished-looking output
+    (out / ".b.parquet.tmp-dead").mkdir()
+    capsys.readouterr()
+    assert main(["classify", str(tmp_path / "*.jsonl"), *args]) == 0
+    printed = capsys.readouterr().out
+    assert "skip" in printed and "a.jsonl" in printed and "rows in: 80" in printed
+    assert (out / "a.parquet" / "part.00000.parquet").stat().st_mtime_ns == first
+    assert len(_read(out / "b.parquet")) == 80
+    assert not list(out.glob(".*"))  # stale temporaries cleaned
+    assert main(["classify", str(a), *args, "--overwrite"]) == 0
+    assert (out / "a.parquet" / "part.00000.parquet").stat().st_mtime_ns != first
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["classify", "missing.jsonl", "--output", "o"], "does not exist"),
+        (["classify", "{src}", "--output", "o", "--model", "{model}", "--text-field", "nope"],
+         "text column 'nope' is not in"),
+        (["classify", "{src}", "--output", "o", "--model", "{model}", "--filter-by", "meh"],
+         "not labels"),
+        (["classify", "{src}", "--output", "o", "--model", "{tmp}/no-model"],
+         "does not exist"),
+        (["classify", "{tmp}/data.unknown", "--output", "o", "--model", "{model}"],
+         "--input-format"),
+    ],
+)
+def test_bad_input_gives_a_clear_message(tmp_path, frame, bert_ckpt, argv, message, capsys):
+    src = _write(frame, tmp_path / "data.jsonl", "jsonl")
+    (tmp_path / "data.unknown").write_text("x")
+    argv = [a.format(src=src, model=bert_ckpt, tmp=tmp_path) for a in argv]
+    argv = [str(tmp_path / a) if a == "o" else a for a in argv]
+    assert main([*argv, *FAST]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["classify", "x.jsonl"], ["classify", "x", "--output", "o", "--batch-size", "0"],
+     ["classify", "x", "-o", "o", "--classifier", "nope"], ["frobnicate"], []],
+)
+def test_usage_errors_exit_2(argv, capsys):
+    assert main(argv) == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["classify", "train", "evaluate", "convert"])
+def test_help_on_every_subcommand(command, capsys):
+    assert main([command, "--help"]) == 0
+    assert f"usage: dask-classify {command}" in capsys.readouterr().out
+
+
+def test_python_dash_m_is_the_same_command():
+    proc = subprocess.run([sys.executable, "-m", "dask_classify", "--help"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0 and "classify" in proc.stdout and "convert" in proc.stdout
+
+
+def test_convert_command(tmp_path, data_dir, capsys):
+    rc = main(["convert", "--dataset", "imdb", "--source", str(data_dir / "imdb"),
+               "--target", str(tmp_path / "imdb")])
+    assert rc == 0
+    assert "test: 200 rows" in capsys.readouterr().out
+    assert (tmp_path / "imdb" / "train.tsv").is_file()
+    assert main(["convert", "--dataset", "imdb", "--source", str(tmp_path / "none"),
+                 "--target", str(tmp_path / "x")]) == 2
