@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "DistributedDataClassifier": "dask_classify.classifier",
+    "classify_many": "dask_classify.classifier",
     "Deberta": "dask_classify.model",
     "HFSequenceClassifier": "dask_classify.model",
     "CheckpointError": "dask_classify.model",

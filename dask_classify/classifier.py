@@ -240,42 +240,39 @@ class DistributedDataClassifier:
             cols[self.score_field] = pd.Series(scores, dtype=object)
         return cols
 
+    def _predict(self, texts: list[str], token_cache: dict[Any, Any]) -> tuple[Any, ModelInfo]:
+        """Model outputs for ``texts`` (already cut to ``max_chars``), in their order.
+
+        ``token_cache`` holds token ids already computed in this partition by classifiers with
+        the same tokenizer, text column, ``max_chars`` and token limit, so they tokenize once.
+        """
+        from dask_classify.predict import get_model, get_tokenizer, run_model, set_torch_threads
+        from dask_classify.tokenize import resolve_max_length, tokenize
+
+        set_torch_threads(self.torch_threads)
+        spec = self.spec
+        tokenizer = get_tokenizer(spec)
+        model, info, device = get_model(spec)
+        if self.padding_side == "left" and info.kind == "hf":
+            raise ValueError(
+                "padding_side='left' is not supported for plain transformers classifiers: "
+                "their poolers read the first position, which left padding fills with [PAD]"
+            )
+        max_len = resolve_max_length(tokenizer, info.max_position_embeddings, self.max_seq_length)
+        key = (spec.tokenizer_key, self.text_field, self.max_chars, max_len)
+        ids = token_cache.get(key)
+        if ids is None:
+            ids = token_cache[key] = tokenize(tokenizer, texts, max_len)
+        outputs = run_model(
+            model, ids, pad_id=tokenizer.pad_token_id or 0, device=device,
+            batch_size=self.model_inference_batch_size, padding_side=self.padding_side,
+            sort_by_length=self.sort_by_length, autocast=self.autocast,
+        )
+        return outputs, info
+
     def classify_partition(self, part: Any) -> Any:
         """Classify one pandas or cudf partition (what ``map_partitions`` runs on each one)."""
-        from dask_classify.predict import (
-            get_model,
-            get_tokenizer,
-            run_model,
-            set_torch_threads,
-        )
-        from dask_classify.tokenize import prepare_texts, resolve_max_length, tokenize
-
-        text = to_host(part[self.text_field])
-        texts, valid = prepare_texts(text.tolist(), self.text_field, text.index, self.max_chars)
-        outputs, info = None, None
-        if texts:
-            set_torch_threads(self.torch_threads)
-            spec = self.spec
-            tokenizer = get_tokenizer(spec)
-            model, info, device = get_model(spec)
-            if self.padding_side == "left" and info.kind == "hf":
-                raise ValueError(
-                    "padding_side='left' is not supported for plain transformers classifiers: "
-                    "their poolers read the first position, which left padding fills with [PAD]"
-                )
-            max_len = resolve_max_length(tokenizer, info.max_position_embeddings,
-                                         self.max_seq_length)
-            ids = tokenize(tokenizer, texts, max_len)
-            outputs = run_model(
-                model, ids, pad_id=tokenizer.pad_token_id or 0, device=device,
-                batch_size=self.model_inference_batch_size, padding_side=self.padding_side,
-                sort_by_length=self.sort_by_length, autocast=self.autocast,
-            )
-        cols = self._output_columns(outputs, valid, info)
-        keep = None
-        if self.filter_by is not None:
-            keep = cols[self.filter_field].isin(self.filter_by).to_numpy(dtype=bool)
-        return _assemble(part, cols, keep)
+        return classify_partition_many(part, [self])
 
     # ----------------------------------------------------------------- the Dask layer
     def __call__(self, ddf: Any) -> Any:
@@ -291,21 +288,94 @@ class DistributedDataClassifier:
         TypeError
             A text column whose dtype cannot hold strings.
         """
-        meta_source = getattr(ddf, "_meta", None)
-        is_lazy = meta_source is not None and hasattr(ddf, "map_partitions")
-        frame = meta_source if is_lazy else ddf
-        if not hasattr(frame, "columns"):
-            raise TypeError(f"expected a (Dask) DataFrame, got {type(ddf).__name__}")
-        self._validate_columns(frame)
-        self._validate_model(self.model_info())
-        if not is_lazy:
-            return self.classify_partition(ddf)
-        meta = self.classify_partition(meta_source.iloc[:0])
-        return ddf.map_partitions(_classify, self, meta=meta)
+        return classify_many(ddf, [self])
 
 
-def _classify(part: Any, classifier: DistributedDataClassifier) -> Any:
-    return classifier.classify_partition(part)
+def classify_partition_many(part: Any, classifiers: Sequence[DistributedDataClassifier]) -> Any:
+    """Run several classifiers over one partition; each adds its columns, filters are ANDed.
+
+    Classifiers that share a tokenizer, text column, ``max_chars`` and token limit tokenize the
+    partition once.
+    """
+    from dask_classify.tokenize import prepare_texts
+
+    columns: dict[str, pd.Series] = {}
+    keep: np.ndarray | None = None
+    prepared: dict[tuple[str, int | None], tuple[list[str], np.ndarray]] = {}
+    token_cache: dict[Any, Any] = {}
+    for clf in classifiers:
+        key = (clf.text_field, clf.max_chars)
+        if key not in prepared:
+            text = to_host(part[clf.text_field])
+            prepared[key] = prepare_texts(text.tolist(), clf.text_field, text.index,
+                                          clf.max_chars)
+        texts, valid = prepared[key]
+        outputs, info = clf._predict(texts, token_cache) if texts else (None, None)
+        cols = clf._output_columns(outputs, valid, info)
+        if clf.filter_by is not None:
+            mask = cols[clf.filter_field].isin(clf.filter_by).to_numpy(dtype=bool)
+            keep = mask if keep is None else keep & mask
+        columns.update(cols)
+    return _assemble(part, columns, keep)
+
+
+def _classify_many(part: Any, classifiers: tuple[DistributedDataClassifier, ...]) -> Any:
+    return classify_partition_many(part, classifiers)
+
+
+def classify_many(ddf: Any, classifiers: Sequence[DistributedDataClassifier]) -> Any:
+    """Run several classifiers over ``ddf`` in one pass (one ``map_partitions``).
+
+    Each classifier adds its own columns, in the order given; rows are kept only where every
+    classifier with ``filter_by`` keeps them. Classifiers that share a tokenizer (same model
+    folder or tokenizer files), text column, ``max_chars`` and token limit tokenize each
+    partition once. Equivalent to ``c3(c2(c1(ddf)))``, but reads and tokenizes once.
+
+    Parameters
+    ----------
+    ddf : dask DataFrame (or pandas/cudf DataFrame, classified at once)
+    classifiers : sequence of DistributedDataClassifier
+
+    Raises
+    ------
+    ValueError
+        Two classifiers write the same column, or any error a single classifier would raise.
+
+    Examples
+    --------
+    >>> import dask.dataframe as dd, pandas as pd, tempfile
+    >>> from dask_classify import DistributedDataClassifier, classify_many
+    >>> from dask_classify.testing import build_tiny_deberta_checkpoint
+    >>> folder = build_tiny_deberta_checkpoint(tempfile.mkdtemp(), ["neg", "pos"],
+    ...                                        tokenizer="bert")
+    >>> ddf = dd.from_pandas(pd.DataFrame({"text": ["good", "bad"]}), npartitions=1)
+    >>> out = classify_many(ddf, [DistributedDataClassifier(folder, label_field="a"),
+    ...                          DistributedDataClassifier(folder, label_field="b",
+    ...                                                    max_chars=2)])
+    >>> list(out.compute().columns)
+    ['text', 'a', 'b']
+    """
+    classifiers = tuple(classifiers)
+    if not classifiers:
+        raise ValueError("classify_many needs at least one classifier")
+    seen: dict[str, int] = {}
+    for i, clf in enumerate(classifiers):
+        for name in clf.output_fields:
+            if name in seen:
+                raise ValueError(f"classifiers {seen[name]} and {i} both write column {name!r}")
+            seen[name] = i
+    meta_source = getattr(ddf, "_meta", None)
+    is_lazy = meta_source is not None and hasattr(ddf, "map_partitions")
+    frame = meta_source if is_lazy else ddf
+    if not hasattr(frame, "columns"):
+        raise TypeError(f"expected a (Dask) DataFrame, got {type(ddf).__name__}")
+    for clf in classifiers:
+        clf._validate_columns(frame)
+        clf._validate_model(clf.model_info())
+    if not is_lazy:
+        return classify_partition_many(ddf, classifiers)
+    meta = classify_partition_many(meta_source.iloc[:0], classifiers)
+    return ddf.map_partitions(_classify_many, classifiers, meta=meta)
 
 
 def _assemble(part: Any, cols: dict[str, pd.Series], keep: np.ndarray | None) -> Any:

@@ -279,3 +279,29 @@ def test_unsorted_batches_give_the_same_results(deberta_ckpt, mixed_texts):
                                   sort_by_length=False)(ddf)
     np.testing.assert_allclose(np.array(a.compute()["p"].tolist()),
                                np.array(b.compute()["p"].tolist()), atol=1e-5)
+
+
+def test_classify_many_equals_chained_classifiers_and_tokenizes_once(deberta_ckpt, bert_ckpt,
+                                                                     ag_news_texts,
+                                                                     monkeypatch):
+    import dask_classify.tokenize as tokmod
+    from dask_classify import classify_many
+
+    texts = ag_news_texts[:300]
+    ddf = dd.from_pandas(pd.DataFrame({"text": texts}), npartitions=3)
+    df = ddf.compute()  # the same frame, with the dtypes dask gave it
+    a = DistributedDataClassifier(deberta_ckpt, label_field="a", score_field="pa")
+    b = DistributedDataClassifier(deberta_ckpt, label_field="b", filter_by=["High", "Low"],
+                                  model_inference_batch_size=7)
+    c = DistributedDataClassifier(bert_ckpt, label_field="c")
+    chained = c(b(a(ddf))).compute()
+    calls = []
+    real = tokmod.tokenize
+    monkeypatch.setattr(tokmod, "tokenize", lambda *args: calls.append(1) or real(*args))
+    together = classify_many(df, [a, b, c])  # eager, in this process: count tokenizer calls
+    pd.testing.assert_frame_equal(together, chained)
+    assert len(calls) == 2  # a and b share the DeBERTa tokenizer; c has its own
+    lazy = classify_many(ddf, [a, b, c]).compute()
+    pd.testing.assert_frame_equal(lazy, chained)
+    with pytest.raises(ValueError, match="both write column 'a'"):
+        classify_many(ddf, [a, DistributedDataClassifier(bert_ckpt, label_field="a")])
