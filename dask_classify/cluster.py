@@ -88,6 +88,10 @@ def get_client(
         except ValueError:
             pass
 
+    if "dashboard_address" in cluster_kwargs and cluster_kwargs["dashboard_address"] is None:
+        # distributed still binds its HTTP server to :8787 when given None (and warns when the
+        # port is taken); a free port serves "no particular dashboard" without the warning.
+        cluster_kwargs["dashboard_address"] = ":0"
     chosen = resolve_backend(backend)
     if chosen == "gpu":
         dask_cuda = import_gpu_module("dask_cuda")

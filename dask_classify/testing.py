@@ -12,7 +12,8 @@ Examples
 >>> folder = build_tiny_deberta_checkpoint(tempfile.mkdtemp(), ["a", "b"], tokenizer="bert",
 ...                                        texts=["a tiny corpus", "of two lines"])
 >>> sorted(p.name for p in folder.iterdir())  # doctest: +NORMALIZE_WHITESPACE
-['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']
+['README.md', 'config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json',
+ 'vocab.txt']
 """
 
 from __future__ import annotations
@@ -82,15 +83,13 @@ def build_tokenizer(folder: str | os.PathLike, kind: str = "deberta",
         wp = BertWordPieceTokenizer(lowercase=True)
         wp.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=1,
                                special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
-        vocab = wp.get_vocab()
-        with tempfile.TemporaryDirectory() as tmp:
-            vocab_file = Path(tmp) / "vocab.txt"
-            vocab_file.write_text(
-                "".join(t + "\n" for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])),
-                encoding="utf-8",
-            )
-            tok = BertTokenizer(vocab_file=str(vocab_file), model_max_length=MODEL_MAX_LENGTH)
-            tok.save_pretrained(str(folder))
+        vocab = sorted(wp.get_vocab().items(), key=lambda kv: kv[1])
+        (folder / "vocab.txt").write_text("".join(t + "\n" for t, _ in vocab), encoding="utf-8")
+        # from_pretrained reads vocab.txt in transformers 4 and 5 (v5 ignores vocab_file=).
+        tok = BertTokenizer.from_pretrained(str(folder), model_max_length=MODEL_MAX_LENGTH)
+        if len(tok) < len(vocab):
+            raise RuntimeError(f"the WordPiece vocabulary did not load ({len(tok)} tokens)")
+        tok.save_pretrained(str(folder))
         return tok
     if kind != "deberta":
         raise ValueError(f"kind must be 'deberta' or 'bert', not {kind!r}")
@@ -117,6 +116,28 @@ def build_tokenizer(folder: str | os.PathLike, kind: str = "deberta",
                                          model_max_length=MODEL_MAX_LENGTH)
         tok.save_pretrained(str(folder))
     return tok
+
+
+def build_tiny_encoder(folder: str | os.PathLike, kind: str = "bert",
+                       texts: Iterable[str] | None = None, seed: int = 0,
+                       **overrides: Any) -> Path:
+    """A tiny "pretrained" encoder folder (tokenizer + randomly initialised weights) to train from.
+
+    ``kind`` is ``"bert"`` or ``"deberta"``; ``overrides`` change the backbone config (e.g.
+    ``hidden_size=128``). The weights use the usual 0.02 initializer range, which trains well.
+    """
+    from transformers import AutoConfig, AutoModel
+
+    folder = Path(folder)
+    texts = list(texts) if texts is not None else default_corpus()
+    tok = build_tokenizer(folder, kind, texts)
+    model_type = "deberta-v2" if kind == "deberta" else "bert"
+    overrides.setdefault("initializer_range", 0.02)
+    cfg = tiny_backbone_config(model_type, len(tok), tok.pad_token_id, **overrides)
+    cfg.pop("model_type")
+    torch.manual_seed(seed)
+    AutoModel.from_config(AutoConfig.for_model(model_type, **cfg)).save_pretrained(str(folder))
+    return folder
 
 
 def tiny_backbone_config(model_type: str = "deberta-v2", vocab_size: int = 2000,
@@ -154,7 +175,9 @@ def _calibrate_head(model: torch.nn.Module, head: torch.nn.Linear, tokenizer: An
     """
     feats: list[torch.Tensor] = []
     hook = head.register_forward_hook(lambda mod, inp, out: feats.append(inp[0].detach()))
-    sample = list(texts)[:256] or list(_FALLBACK_CORPUS)
+    sample = list(texts)[:256]
+    if len(sample) < 8:
+        sample += list(_FALLBACK_CORPUS)
     try:
         with torch.no_grad():
             enc = tokenizer(sample, padding=True, truncation=True, max_length=64,
@@ -193,7 +216,7 @@ def build_tiny_deberta_checkpoint(folder: str | os.PathLike, labels: Sequence[st
         "backbone_config": tiny_backbone_config(model_type, len(tok), tok.pad_token_id),
     }
     model = Deberta(config).eval()
-    _calibrate_head(model, model.fc, tok, texts[::7] or texts, seed)
+    _calibrate_head(model, model.fc, tok, texts[::7] if len(texts) >= 64 else texts, seed)
     save_checkpoint(model, tok, folder)
     return folder
 
@@ -226,9 +249,9 @@ def build_tiny_hf_checkpoint(folder: str | os.PathLike, labels: Sequence[str] | 
     head = model.classifier if hasattr(model, "classifier") else model.score
     head = head if isinstance(head, torch.nn.Linear) else head.out_proj
     if regression:  # scores spread over [0, 5] around the 2.5 threshold
-        _calibrate_head(model, head, tok, texts[::7] or texts, seed, center=2.5, spread=1.5)
+        _calibrate_head(model, head, tok, texts[::7] if len(texts) >= 64 else texts, seed, center=2.5, spread=1.5)
     else:
-        _calibrate_head(model, head, tok, texts[::7] or texts, seed)
+        _calibrate_head(model, head, tok, texts[::7] if len(texts) >= 64 else texts, seed)
     model.save_pretrained(str(folder))
     # Make sure the folder does not depend on the saving transformers' defaults for labels.
     config_path = folder / "config.json"

@@ -305,3 +305,25 @@ def test_classify_many_equals_chained_classifiers_and_tokenizes_once(deberta_ckp
     pd.testing.assert_frame_equal(lazy, chained)
     with pytest.raises(ValueError, match="both write column 'a'"):
         classify_many(ddf, [a, DistributedDataClassifier(bert_ckpt, label_field="a")])
+
+
+def test_ten_megabyte_document_is_classified_quickly(deberta_ckpt, imdb_texts):
+    import time
+
+    from dask_classify.tokenize import SAFETY_CHARS_PER_TOKEN
+
+    huge = " ".join(imdb_texts) * 20
+    huge = huge[: 10 * 2**20]
+    assert len(huge) == 10 * 2**20
+    df = pd.DataFrame({"text": [huge, "short one", huge[:5000]]})
+    started = time.perf_counter()
+    out = DistributedDataClassifier(deberta_ckpt, score_field="p", max_seq_length=128)(df)
+    assert time.perf_counter() - started < 30
+    # the safety cut keeps the first 128 tokens exactly as full tokenization would
+    cut = reference(deberta_ckpt, [huge[: SAFETY_CHARS_PER_TOKEN * 128]], max_length=128)
+    np.testing.assert_allclose(np.array(out["p"].iloc[0]), cut[0], atol=1e-5)
+    tok = load_tokenizer(deberta_ckpt)
+    sample = huge[:200_000]
+    full = tok(sample, truncation=True, max_length=128)["input_ids"]
+    assert tok(sample[: SAFETY_CHARS_PER_TOKEN * 128], truncation=True,
+               max_length=128)["input_ids"] == full

@@ -298,6 +298,12 @@ class TextClassificationDataModule(L.LightningDataModule):
         for split, frame in frames.items():
             ids = tokenize(self.tokenizer, frame["sentence"].tolist(), max_len)
             self.datasets[split] = EncodedDataset(ids, frame["label"].to_numpy())
+        # Lightning reads a hook that is None as "this split does not exist", which skips the
+        # loop quietly (an empty loader would warn on every run without validation data).
+        if "validation_ds" not in self.datasets:
+            self.val_dataloader = None  # type: ignore[method-assign,assignment]
+        if "test_ds" not in self.datasets:
+            self.test_dataloader = None  # type: ignore[method-assign,assignment]
         self._loaded = True
         return self
 
@@ -338,8 +344,8 @@ class TextClassificationDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader("train_ds")
 
-    def val_dataloader(self) -> DataLoader | list:
-        return self._loader("validation_ds") if "validation_ds" in self.datasets else []
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("validation_ds")
 
-    def test_dataloader(self) -> DataLoader | list:
-        return self._loader("test_ds") if "test_ds" in self.datasets else []
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test_ds")

@@ -141,6 +141,13 @@ def report_from_metrics(computed: dict[str, torch.Tensor],
     return report
 
 
+def _as_long_tensor(values: Any) -> torch.Tensor:
+    if isinstance(values, torch.Tensor):
+        return values.detach().to("cpu", torch.long).reshape(-1)
+    # A copy: numpy views of pandas columns may be read-only, which torch warns about.
+    return torch.from_numpy(np.array(values, dtype=np.int64)).reshape(-1)
+
+
 def classification_report(preds: Any, target: Any, num_classes: int | None = None,
                           labels: Sequence[str] | dict[int, str] | None = None) -> dict[str, Any]:
     """Precision, recall, F1 (micro/macro/weighted/per class), support and confusion matrix.
@@ -166,9 +173,7 @@ def classification_report(preds: Any, target: Any, num_classes: int | None = Non
         If the lengths differ, the inputs are empty, or a label id is outside
         ``0 .. num_classes - 1``.
     """
-    # Copies: numpy views of pandas columns may be read-only, which torch warns about.
-    preds_t = torch.tensor(np.array(preds, dtype=np.int64)).reshape(-1)
-    target_t = torch.tensor(np.array(target, dtype=np.int64)).reshape(-1)
+    preds_t, target_t = _as_long_tensor(preds), _as_long_tensor(target)
     if preds_t.shape != target_t.shape:
         raise ValueError(f"preds ({preds_t.numel()}) and target ({target_t.numel()}) differ in "
                          "length")

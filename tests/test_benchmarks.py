@@ -1,0 +1,134 @@
+"""Smoke tests of the benchmark harness: every script runs end to end at toy size.
+
+The real numbers come from running the scripts by hand (``benchmarks/README.md``); here we only
+check that each one runs, writes its JSON and PNG, and that the values are sane (identical fp32
+labels, positive rates, a FLOP fit that checks out). Both tests share one work folder, so the
+tiny checkpoint is built once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def bench(data_dir):
+    """The benchmark modules, imported the way the scripts import each other."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        yield {name: importlib.import_module(name)
+               for name in ("common", "bench_classify", "bench_scaling")}
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+@pytest.fixture(scope="module")
+def work_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("bench_work")
+
+
+def _is_png(path: Path) -> bool:
+    return path.is_file() and path.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_mixed_corpus_is_real_mixed_and_deterministic(bench):
+    common = bench["common"]
+    texts, sources = common.mixed_corpus(1000, seed=3)
+    again, _ = common.mixed_corpus(1000, seed=3)
+    assert texts == again and len(texts) == 1000
+    assert Counter(sources) == {"imdb": 200, "ag_news": 400, "sst2": 400}
+    stats = common.describe_texts(texts, sources)["by_source"]
+    # really mixed lengths: reviews are far longer than news items, news than SST-2 phrases
+    assert stats["imdb"]["chars_mean"] > 3 * stats["ag_news"]["chars_mean"]
+    assert stats["ag_news"]["chars_mean"] > 2 * stats["sst2"]["chars_mean"]
+    # asking for more rows than a corpus holds repeats it
+    many, many_sources = common.mixed_corpus(5000, {"imdb": 1.0})
+    assert set(many_sources) == {"imdb"} and len(set(many)) < len(many)
+
+
+def test_batching_helpers_match_run_model(bench):
+    common = bench["common"]
+    lengths = [5, 50, 7, 3, 50, 20]
+    # run_model's batches: longest first, each padded to its longest row
+    assert common.batch_shapes(lengths, 4) == [(4, 50), (2, 5)]
+    assert common.batch_shapes(lengths, 4, sort_by_length=False) == [(4, 50), (2, 50)]
+    batches = common.token_budget_batches(lengths, 100)
+    assert [len(b) for b in batches] == [2, 4]  # 2 rows of 50 fit, then the 4 left (width 20)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+
+
+# torch 2.13 deprecates torch.ao.quantization (used by quantize="int8"); its warning names
+# dask_classify.predict as the caller, which setup.cfg turns into an error.
+@pytest.mark.filterwarnings("ignore:torch.ao.quantization is deprecated:DeprecationWarning")
+def test_bench_classify_quick(bench, work_dir, tmp_path):
+    out = tmp_path / "results"
+    payload = bench["bench_classify"].main(
+        ["--quick", "--no-scaling", "--out", str(out), "--work-dir", str(work_dir)])
+    written = json.loads((out / "classify.json").read_text(encoding="utf-8"))
+    assert written["models"].keys() == payload["models"].keys() == {"tiny"}
+    assert _is_png(out / "classify.png")
+
+    assert written["machine"]["cores"] >= 1 and written["machine"]["torch"]
+    assert written["matmul_peak"]["gflops_best"] > 0
+    assert written["corpus"]["rows"] == 200
+    assert set(written["corpus"]["by_source"]) == {"imdb", "ag_news", "sst2"}
+
+    tiny = written["models"]["tiny"]
+    assert tiny["hf_export_max_abs_prob_diff"] < 1e-5  # the HF twin is the same model
+    assert tiny["tokens"]["total"] > 200 and tiny["tokens"]["max"] <= 64
+    runs = tiny["runs"]
+    assert set(runs) == {"dask_classifier", "pipeline_sorted", "pipeline_unsorted",
+                         "dask_classifier_int8", "dask_classifier_nvidia"}
+    for name, run in runs.items():
+        assert run["docs_per_s"] > 0 and run["tokens_per_s"] > run["docs_per_s"], name
+        assert run["rss_peak_mb"] > 0, name
+    # fp32: the HF pipeline (both orders) and the NVIDIA-format twin agree with us exactly
+    assert tiny["labels_agree_fp32"] == 1.0
+    for name in ("pipeline_sorted", "pipeline_unsorted", "dask_classifier_nvidia"):
+        assert runs[name]["label_agreement_with_dask_classifier"] == 1.0
+    assert 0.5 <= runs["dask_classifier_int8"]["label_agreement_with_dask_classifier"] <= 1.0
+    assert len(tiny["label_counts"]) == 2  # the calibrated random head uses both labels
+
+    split = tiny["time_split"]
+    assert split["model_s"] > 0 and split["tokenize_s"] > 0
+    shares = split["tokenize_share"] + split["model_share"] + split["other_share"]
+    assert shares == pytest.approx(1.0, abs=1e-3)
+    assert split["dask_overhead_s"] == pytest.approx(split["dask_wall_s"] - split["in_process_s"],
+                                                     abs=2e-3)
+    flops = tiny["flops"]
+    assert flops["flop_fit_check_rel_err"] < 1e-6
+    assert 0 < flops["fraction_of_peak"] < 2  # sane: cannot be far above the matmul peak
+    assert 0 < flops["padding_efficiency"] <= 1
+    assert flops["pipeline_unsorted_padding_efficiency"] <= flops["padding_efficiency"]
+    for value in tiny["ratios"].values():
+        assert value > 0
+    targets = written["targets"]
+    assert {"tiny.speedup_vs_pipeline_unsorted", "tiny.dask_overhead",
+            "tiny.fraction_of_matmul_peak", "tiny.int8_speedup"} <= set(targets)
+    assert all(isinstance(t["met"], bool) for t in targets.values())
+
+
+def test_bench_scaling_quick(bench, work_dir, tmp_path):
+    out = tmp_path / "scaling"
+    payload = bench["bench_scaling"].main(
+        ["--quick", "--out", str(out), "--work-dir", str(work_dir)])
+    written = json.loads((out / "scaling.json").read_text(encoding="utf-8"))
+    assert written["scaling"] == json.loads(json.dumps(payload["scaling"]))
+    assert _is_png(out / "scaling.png")
+    scaling = written["scaling"]
+    assert [r["rows"] for r in scaling["runs"]] == [200, 400]
+    for run in scaling["runs"]:
+        assert sum(run["label_counts"].values()) == run["rows"]
+        assert run["in_process_worker"] and run["worker_peak_rss_mb"] > 0
+        assert run["docs_per_s"] > 0 and run["partitions"] == run["rows"] // 100
+    assert scaling["time_per_row_ratio"] > 0 and scaling["worker_memory_ratio"] > 0
