@@ -438,7 +438,9 @@ def bench_model(ck: C.Checkpoint, texts: list[str], args: argparse.Namespace, cl
     def record(method: str, result: tuple[list[str], float, dict[str, Any]]) -> None:
         labs, wall, memory = result
         labels[method] = labs
-        runs[method] = {**_throughput(rows, tokens, wall, gpus), **memory}
+        # The pipeline uses one GPU; the Dask runtimes use every GPU of the cluster.
+        used = min(gpus, 1) if method.startswith("pipeline") else gpus
+        runs[method] = {**_throughput(rows, tokens, wall, used), **memory}
         C.log(f"  {ck.name} {method}: {rows / wall:.1f} docs/s ({wall:.1f} s)")
 
     common_kw = dict(batch_size=args.batch_size, npartitions=npartitions, backend=backend,

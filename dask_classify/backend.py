@@ -55,7 +55,7 @@ def gpu_count() -> int:
 
 
 def gpu_available() -> bool:
-    """True when an NVIDIA GPU is visible *and* the RAPIDS packages of the ``[gpu]`` extra import."""
+    """True when an NVIDIA GPU is visible and the RAPIDS packages of the ``[gpu]`` extra import."""
     if gpu_count() == 0:
         return False
     try:

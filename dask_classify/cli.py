@@ -308,7 +308,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(OmegaConf.to_yaml(cfg))
         return 0
+    import logging
+
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("dask_classify").setLevel(logging.INFO)
     result = train(cfg)
+    if result.test_report:
+        from dask_classify.train.metrics import format_report
+
+        print(f"test set ({cfg.model.test_ds.file_path}):\n{format_report(result.test_report)}")
     print(f"best model: {result.best_model}")
     return 0
 

@@ -248,10 +248,11 @@ def build_tiny_hf_checkpoint(folder: str | os.PathLike, labels: Sequence[str] | 
     model = AutoModelForSequenceClassification.from_config(AutoConfig.for_model(model_type, **cfg))
     head = model.classifier if hasattr(model, "classifier") else model.score
     head = head if isinstance(head, torch.nn.Linear) else head.out_proj
+    sample = texts[::7] if len(texts) >= 64 else texts
     if regression:  # scores spread over [0, 5] around the 2.5 threshold
-        _calibrate_head(model, head, tok, texts[::7] if len(texts) >= 64 else texts, seed, center=2.5, spread=1.5)
+        _calibrate_head(model, head, tok, sample, seed, center=2.5, spread=1.5)
     else:
-        _calibrate_head(model, head, tok, texts[::7] if len(texts) >= 64 else texts, seed)
+        _calibrate_head(model, head, tok, sample, seed)
     model.save_pretrained(str(folder))
     # Make sure the folder does not depend on the saving transformers' defaults for labels.
     config_path = folder / "config.json"

@@ -84,7 +84,7 @@ def test_classify_filter_and_text_field(tmp_path, frame, expected, bert_ckpt):
 def test_resume_skips_finished_inputs_and_overwrite_redoes_them(tmp_path, frame, bert_ckpt,
                                                                  capsys):
     a = _write(frame.iloc[:40], tmp_path / "a.jsonl", "jsonl")
-    b = _write(frame.iloc[40:], tmp_path / "b.jsonl", "jsonl")
+    _write(frame.iloc[40:], tmp_path / "b.jsonl", "jsonl")
     out = tmp_path / "out"
     args = ["--model", str(bert_ckpt), "--output", str(out), *FAST]
     assert main(["classify", str(a), *args]) == 0
@@ -156,3 +156,35 @@ def test_convert_command(tmp_path, data_dir, capsys):
     assert (tmp_path / "imdb" / "train.tsv").is_file()
     assert main(["convert", "--dataset", "imdb", "--source", str(tmp_path / "none"),
                  "--target", str(tmp_path / "x")]) == 2
+
+
+def test_train_then_evaluate_commands(tmp_path, data_dir, capsys):
+    from dask_classify.testing import build_tiny_encoder, default_corpus
+
+    encoder = build_tiny_encoder(tmp_path / "encoder", "bert", default_corpus(3000))
+    lines = (data_dir / "sst2" / "train.tsv").read_text(encoding="utf-8").splitlines()
+    (tmp_path / "train.tsv").write_text("\n".join(lines[:301]) + "\n", encoding="utf-8")
+    (tmp_path / "dev.tsv").write_text("\n".join([lines[0], *lines[301:401]]) + "\n",
+                                      encoding="utf-8")
+    exp = tmp_path / "exp"
+    common = [f"model.language_model.pretrained_model_name={encoder}",
+              f"model.train_ds.file_path={tmp_path / 'train.tsv'}",
+              f"model.validation_ds.file_path={tmp_path / 'dev.tsv'}",
+              f"model.test_ds.file_path={tmp_path / 'dev.tsv'}",
+              "model.dataset.max_seq_length=32", "trainer.max_epochs=1",
+              "trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
+              f"exp_manager.exp_dir={exp}"]
+    assert main(["train", *common]) == 0
+    printed = capsys.readouterr().out
+    assert "test set" in printed and "macro avg" in printed
+    assert (exp / "best_model" / "config.json").is_file()
+    assert main(["evaluate", "--model", str(exp / "best_model"), "--data",
+                 str(tmp_path / "dev.tsv"), "--output", str(tmp_path / "eval")]) == 0
+    assert "confusion matrix" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert 0 <= metrics["accuracy"] <= 1
+    assert (tmp_path / "eval" / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["train", *common, "model.datset.num_classes=2"]) == 2
+    assert "model.datset" in capsys.readouterr().err
+    assert main(["train", "--print-config", "trainer.max_epochs=7"]) == 0
+    assert "max_epochs: 7" in capsys.readouterr().out

@@ -114,7 +114,8 @@ def test_broken_checkpoints_name_the_problem(deberta_ckpt, tmp_path, damage, mes
     "edit, message",
     [
         (lambda s: s.pop("fc.bias"), "missing keys \\['fc.bias'\\]"),
-        (lambda s: s.update({"extra.weight": torch.zeros(1)}), "unexpected keys \\['extra.weight'\\]"),
+        (lambda s: s.update({"extra.weight": torch.zeros(1)}),
+         "unexpected keys \\['extra.weight'\\]"),
         (lambda s: s.update({"fc.weight": s["fc.weight"][:2]}), "size mismatch for fc.weight"),
     ],
 )

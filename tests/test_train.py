@@ -26,7 +26,7 @@ from safetensors.torch import load_file  # noqa: E402
 
 from dask_classify import DistributedDataClassifier  # noqa: E402
 from dask_classify.model import Deberta, load_model, load_tokenizer  # noqa: E402
-from dask_classify.testing import build_tokenizer, default_corpus, tiny_backbone_config  # noqa: E402
+from dask_classify.testing import build_tiny_encoder, build_tokenizer, default_corpus  # noqa: E402
 from dask_classify.train import ConfigError, evaluate, load_config, train  # noqa: E402
 from dask_classify.train.config import default_config  # noqa: E402
 from dask_classify.train.data import DataFormatError, read_tsv, write_tsv  # noqa: E402
@@ -46,33 +46,9 @@ from dask_classify.train.trainer import _trainer_kwargs  # noqa: E402
 MAX_LEN = 64
 
 
-def _build_bert_encoder(folder: Path, texts: list[str]) -> Path:
-    """A tiny pretrained-style BERT encoder folder: WordPiece tokenizer + BertModel weights."""
-    from transformers import BertConfig, BertModel
-
-    tok = build_tokenizer(folder, "bert", texts)
-    assert len(tok) > 500, "the WordPiece vocabulary did not load"
-    cfg = tiny_backbone_config("bert", vocab_size=len(tok), pad_token_id=tok.pad_token_id,
-                               initializer_range=0.02)  # a trainable init, unlike the default
-    cfg.pop("model_type")
-    torch.manual_seed(0)
-    BertModel(BertConfig(**cfg)).save_pretrained(str(folder))
-    return folder
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models gain nothing from more threads, and on a busy 2-core machine two OpenMP
-    threads fighting other processes make training 10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def encoder(tmp_path_factory, data_dir) -> Path:
-    return _build_bert_encoder(tmp_path_factory.mktemp("encoder"), default_corpus(5000))
+    return build_tiny_encoder(tmp_path_factory.mktemp("encoder"), "bert", default_corpus(5000))
 
 
 @pytest.fixture(scope="module")
