@@ -99,7 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: from each file's extension")
     p.add_argument("--output-format", choices=["parquet", "jsonl"], default="parquet")
     p.add_argument("--blocksize", default="64MiB",
-                   help="bytes per partition for text inputs (default 64MiB)")
+                   help="bytes per partition (default 64MiB; 0: one partition per text file)")
+    p.add_argument("--on-bad-lines", choices=["error", "skip"], default="error",
+                   help="a line that cannot be read (not JSON, not UTF-8, wrong number of CSV "
+                        "fields): stop with an error naming the file and line (default), or "
+                        "skip it and report how many were skipped")
     p.add_argument("--overwrite", action="store_true",
                    help="redo inputs whose output already exists (default: skip them)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -192,6 +196,7 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 
     from dask_classify.backend import resolve_backend
     from dask_classify.io import (
+        InputError,
         clean_stale_temporaries,
         detect_format,
         done_for,
@@ -225,20 +230,28 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     client, owned = None, False
     try:
         client, owned = _start_client(args)
+        if owned:
+            client.run(_quiet_input_errors)
         if args.scheduler_address is None:
             backend = resolve_backend(args.backend)
         if client.dashboard_link and args.dashboard_address != "none":
             print(f"dashboard: {client.dashboard_link}")
-        totals = {"rows_in": 0, "rows_out": 0, "null_text": 0, "labels": {}}
+        totals = {"rows_in": 0, "rows_out": 0, "null_text": 0, "bad_lines_skipped": 0,
+                  "labels": {}}
         started = time.perf_counter()
         count_field = clf.filter_field if clf.filter_field in clf.output_fields \
             else clf.output_fields[0]
         for path in todo:
             try:
-                n_in, n_null, label_counts = _classify_file(
+                n_in, n_null, label_counts, bad_lines = _classify_file(
                     client, clf, path, formats[path], targets[path], backend, args, count_field)
+            except InputError:
+                raise  # already names the file (and the line)
             except (ValueError, TypeError, OSError) as exc:
                 raise type(exc)(f"{path}: {exc}") from exc
+            if args.on_bad_lines == "skip":
+                print(bad_lines)
+            totals["bad_lines_skipped"] += bad_lines.count
             totals["rows_in"] += n_in
             totals["rows_out"] += int(label_counts.sum())
             totals["null_text"] += n_null
@@ -256,8 +269,10 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     totals["docs_per_second"] = round(totals["rows_in"] / elapsed, 1) if elapsed else None
     totals["inputs"] = len(todo)
     totals["skipped"] = len(skipped)
+    skipped_lines = (f"  bad lines skipped: {totals['bad_lines_skipped']}"
+                     if args.on_bad_lines == "skip" else "")
     print(f"rows in: {totals['rows_in']}  rows out: {totals['rows_out']}  "
-          f"null text: {totals['null_text']}")
+          f"null text: {totals['null_text']}{skipped_lines}")
     print("labels: " + ", ".join(f"{k}={v}" for k, v in sorted(totals["labels"].items())))
     print(f"{totals['docs_per_second']} documents/s ({totals['seconds']} s)")
     (out_dir / "_summary.json").write_text(json.dumps(totals, indent=2) + "\n",
@@ -265,37 +280,73 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quiet_input_errors() -> None:
+    """Keep our own workers from logging tracebacks when a task fails on a bad input line.
+
+    The error reaches the client, which prints it as one line; the worker's "Compute Failed"
+    log with the traceback, and the "ended with CancelledError" warnings of the tasks still
+    running when the cluster then closes, would only bury it. Other task failures are still
+    logged. Run on the workers of clusters this command started (``client.run``).
+    """
+    import logging
+
+    for name in ("distributed.worker", "distributed.worker.state_machine"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _InputErrorFilter) for f in logger.filters):
+            logger.addFilter(_InputErrorFilter())
+
+
+class _InputErrorFilter:
+    def filter(self, record: Any) -> bool:
+        message = str(record.msg)
+        if message.startswith("Compute Failed"):
+            return "InputError(" not in str(record.args)
+        return not message.endswith("ended with CancelledError")
+
+
 def _classify_file(client, clf, path, fmt, target, backend, args, count_field):
-    """Classify one input file into ``target``; returns rows in, null texts, label counts."""
+    """Classify one input file into ``target``.
+
+    Returns rows in, null texts, label counts and the :class:`~dask_classify.io.BadLines` report
+    (no lines skipped unless ``--on-bad-lines skip``).
+    """
     import pandas as pd
 
     from dask_classify.io import (
         MARKER,
+        BadLines,
         atomic_folder,
-        read_dataframe,
+        read_input,
         source_stamp,
         write_dataframe,
     )
 
-    ddf = read_dataframe(path, fmt, blocksize=args.blocksize, backend=backend)
+    source = read_input(path, fmt, blocksize=args.blocksize, backend=backend,
+                        on_bad_lines=args.on_bad_lines)
+    ddf = source.frame
     out = clf(ddf)
     with atomic_folder(target, overwrite=args.overwrite) as tmp:
         counts = write_dataframe(out, tmp, args.output_format, arrow_types=clf.arrow_types(),
                                  count_field=count_field)
         rows_in = ddf.map_partitions(len).sum()
         nulls = ddf[clf.text_field].isna().sum()
-        futures = client.compute([counts, rows_in, nulls])
+        wanted = [counts, rows_in, nulls]
+        if source.bad_lines is not None:  # computed with the rest: each block is read once
+            wanted.append(source.bad_lines)
+        futures = client.compute(wanted)
         if not args.no_progress:
             from distributed import progress
 
             progress(futures)
             print()
-        counts, n_in, n_null = client.gather(futures)
-        (tmp / MARKER).write_text(json.dumps({**source_stamp(path), "rows_in": int(n_in)}),
+        counts, n_in, n_null, *report = client.gather(futures)
+        bad_lines = BadLines.from_frame(report[0]) if report else BadLines(str(path))
+        (tmp / MARKER).write_text(json.dumps({**source_stamp(path), "rows_in": int(n_in),
+                                              "bad_lines_skipped": bad_lines.count}),
                                   encoding="utf-8")
     label_counts = counts.groupby("label")["count"].sum() if len(counts) else pd.Series(
         dtype="int64")
-    return int(n_in), int(n_null), label_counts
+    return int(n_in), int(n_null), label_counts, bad_lines
 
 
 # --------------------------------------------------------------------------- train etc.
