@@ -295,7 +295,38 @@ def classify_partition_many(part: Any, classifiers: Sequence[DistributedDataClas
     """Run several classifiers over one partition; each adds its columns, filters are ANDed.
 
     Classifiers that share a tokenizer, text column, ``max_chars`` and token limit tokenize the
-    partition once.
+    partition once. This is what :func:`classify_many` maps over the partitions; it does no
+    validation of its own (see :meth:`DistributedDataClassifier.__call__`).
+
+    Parameters
+    ----------
+    part : pandas or cudf DataFrame
+        One partition holding each classifier's text column.
+    classifiers : sequence of DistributedDataClassifier
+        Run in order; their output columns must differ from each other and from ``part``'s.
+
+    Returns
+    -------
+    pandas or cudf DataFrame
+        ``part`` (same type) with every classifier's columns appended, keeping its index; rows
+        that a ``filter_by`` rejects (or whose text is null, when filtering) are dropped.
+
+    Examples
+    --------
+    >>> import pandas as pd, tempfile
+    >>> from dask_classify import DistributedDataClassifier
+    >>> from dask_classify.classifier import classify_partition_many
+    >>> from dask_classify.testing import build_tiny_deberta_checkpoint
+    >>> folder = build_tiny_deberta_checkpoint(tempfile.mkdtemp(), ["neg", "pos"],
+    ...                                        tokenizer="bert", texts=["great", "awful"])
+    >>> part = pd.DataFrame({"text": ["great", None, "awful"]}, index=[10, 11, 12])
+    >>> out = classify_partition_many(part, [
+    ...     DistributedDataClassifier(folder, label_field="a", score_field="a_probs"),
+    ...     DistributedDataClassifier(folder, label_field="b", max_chars=3)])
+    >>> list(out.columns), out.index.tolist()
+    (['text', 'a', 'a_probs', 'b'], [10, 11, 12])
+    >>> out["a"].isna().tolist(), [len(p) for p in out["a_probs"].dropna()]
+    ([False, True, False], [2, 2])
     """
     from dask_classify.tokenize import prepare_texts
 
@@ -336,10 +367,18 @@ def classify_many(ddf: Any, classifiers: Sequence[DistributedDataClassifier]) ->
     ddf : dask DataFrame (or pandas/cudf DataFrame, classified at once)
     classifiers : sequence of DistributedDataClassifier
 
+    Returns
+    -------
+    dask DataFrame (or pandas/cudf DataFrame)
+        ``ddf`` with every classifier's columns added (lazy for a Dask DataFrame).
+
     Raises
     ------
     ValueError
-        Two classifiers write the same column, or any error a single classifier would raise.
+        Two classifiers write the same column, no classifiers, or any error a single classifier
+        would raise.
+    TypeError
+        ``ddf`` is not a (Dask) DataFrame, or a text column cannot hold strings.
 
     Examples
     --------

@@ -50,7 +50,19 @@ _IGNORABLE_UNEXPECTED_SUFFIXES = ("position_ids",)
 
 
 class CheckpointError(ValueError):
-    """A model folder or hub id that cannot be loaded: missing files, bad keys, unsafe pickle."""
+    """A model folder or hub id that cannot be loaded: missing files, bad keys, unsafe pickle.
+
+    A subclass of :class:`ValueError`; the message names the folder and what is wrong with it.
+
+    Examples
+    --------
+    >>> from dask_classify.model import CheckpointError, load_model
+    >>> try:
+    ...     load_model("/no/such/folder")
+    ... except CheckpointError as err:
+    ...     print(err)
+    model folder '/no/such/folder' does not exist
+    """
 
 
 def _backbone_config(config: dict[str, Any], cache_dir: str | None = None) -> PretrainedConfig:
@@ -111,6 +123,11 @@ class Deberta(nn.Module, PyTorchModelHubMixin):
     >>> again = Deberta.from_pretrained(folder)
     >>> again.id2label
     {0: 'neg', 1: 'pos'}
+    >>> import torch
+    >>> ids = torch.tensor([[2, 7, 9, 3], [2, 5, 3, 0]])
+    >>> probs = again(ids, attention_mask=(ids != 0).long())
+    >>> tuple(probs.shape), torch.allclose(probs.sum(dim=-1), torch.ones(2))
+    ((2, 2), True)
     """
 
     def __init__(self, config: dict[str, Any]) -> None:
@@ -130,10 +147,47 @@ class Deberta(nn.Module, PyTorchModelHubMixin):
 
     @property
     def id2label(self) -> dict[int, str]:
+        """The label names by class id, with integer keys (``config.json`` stores strings).
+
+        Examples
+        --------
+        >>> from dask_classify import Deberta
+        >>> from dask_classify.testing import tiny_backbone_config
+        >>> cfg = {"base_model": "tiny", "id2label": {"1": "pos", "0": "neg"},
+        ...        "backbone_config": tiny_backbone_config("bert", vocab_size=100)}
+        >>> Deberta(cfg).id2label
+        {1: 'pos', 0: 'neg'}
+        """
         return {int(k): str(v) for k, v in self.config["id2label"].items()}
 
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Unnormalised class scores, shape ``(batch, num_labels)``."""
+        """Unnormalised class scores, shape ``(batch, num_labels)``.
+
+        Parameters
+        ----------
+        input_ids : torch.Tensor of int64, shape ``(batch, seq_len)``
+            Token ids, padded on either side.
+        attention_mask : torch.Tensor of int, shape ``(batch, seq_len)``
+            1 for real tokens, 0 for padding.
+
+        Returns
+        -------
+        torch.Tensor, shape ``(batch, num_labels)``
+            The head's output on each row's first real token ([CLS]), before the softmax.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from dask_classify import Deberta
+        >>> from dask_classify.testing import tiny_backbone_config
+        >>> cfg = {"base_model": "tiny", "id2label": {"0": "neg", "1": "pos"},
+        ...        "backbone_config": tiny_backbone_config("bert", vocab_size=100)}
+        >>> model = Deberta(cfg).eval()
+        >>> right = model.logits(torch.tensor([[2, 7, 3, 0]]), torch.tensor([[1, 1, 1, 0]]))
+        >>> left = model.logits(torch.tensor([[0, 2, 7, 3]]), torch.tensor([[0, 1, 1, 1]]))
+        >>> tuple(right.shape), torch.allclose(right, left, atol=1e-5)  # padding side is moot
+        ((1, 2), True)
+        """
         kwargs: dict[str, torch.Tensor] = {}
         if self._pass_position_ids:
             # Positions count real tokens only, so left padding does not shift them.
@@ -144,7 +198,31 @@ class Deberta(nn.Module, PyTorchModelHubMixin):
         return self.fc(self.mlp(self.dropout(cls)))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Class probabilities (float32 softmax), shape ``(batch, num_labels)``."""
+        """Class probabilities (float32 softmax), shape ``(batch, num_labels)``.
+
+        Parameters
+        ----------
+        input_ids : torch.Tensor of int64, shape ``(batch, seq_len)``
+            Token ids, padded on either side.
+        attention_mask : torch.Tensor of int, shape ``(batch, seq_len)``
+            1 for real tokens, 0 for padding.
+
+        Returns
+        -------
+        torch.Tensor of float32, shape ``(batch, num_labels)``
+            The softmax of :meth:`logits`; each row sums to 1.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from dask_classify import Deberta
+        >>> from dask_classify.testing import tiny_backbone_config
+        >>> cfg = {"base_model": "tiny", "id2label": {"0": "neg", "1": "pos"},
+        ...        "backbone_config": tiny_backbone_config("bert", vocab_size=100)}
+        >>> probs = Deberta(cfg).eval()(torch.tensor([[2, 7, 3]]), torch.tensor([[1, 1, 1]]))
+        >>> probs.dtype, round(float(probs.detach().sum()), 4)
+        (torch.float32, 1.0)
+        """
         return torch.softmax(self.logits(input_ids, attention_mask).float(), dim=-1)
 
     @classmethod
@@ -155,6 +233,37 @@ class Deberta(nn.Module, PyTorchModelHubMixin):
 
         The backbone's config is embedded as ``backbone_config`` so the saved checkpoint loads
         offline; ``base_model`` records where the encoder came from.
+
+        Parameters
+        ----------
+        pretrained : str or path-like
+            Folder or hub id of an ``AutoModel`` encoder (BERT, DeBERTa, RoBERTa, ...).
+        id2label : dict of int to str
+            Label names by class id (ids ``0 .. n - 1``).
+        fc_dropout : float, default 0.2
+            Dropout before the head (and between hidden head layers).
+        num_output_layers : int, default 1
+            Layers of the head; ``> 1`` adds ``num_output_layers - 1`` hidden layers.
+        cache_dir : str, optional
+            Hugging Face cache folder for a hub id.
+
+        Returns
+        -------
+        Deberta
+            The classifier, in training mode.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from transformers import AutoConfig, AutoModel
+        >>> from dask_classify import Deberta
+        >>> from dask_classify.testing import tiny_backbone_config
+        >>> cfg = tiny_backbone_config("bert", vocab_size=100)
+        >>> encoder = tempfile.mkdtemp()
+        >>> AutoModel.from_config(AutoConfig.for_model(**cfg)).save_pretrained(encoder)
+        >>> model = Deberta.from_backbone(encoder, {0: "neg", 1: "pos"}, num_output_layers=2)
+        >>> model.config["backbone_config"]["model_type"], model.id2label
+        ('bert', {0: 'neg', 1: 'pos'})
         """
         backbone = AutoModel.from_pretrained(os.fspath(pretrained), cache_dir=cache_dir)
         backbone_config = backbone.config.to_dict()
@@ -183,6 +292,31 @@ class HFSequenceClassifier(nn.Module):
 
     Classification heads return the float32 softmax; regression heads (``num_labels == 1`` or
     ``problem_type == "regression"``) return the raw scores, shape ``(batch, 1)``.
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel
+        A sequence classifier whose output has ``.logits``.
+
+    Attributes
+    ----------
+    regression : bool
+        True for a regression head (outputs are returned without a softmax).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from transformers import AutoConfig, AutoModelForSequenceClassification
+    >>> from dask_classify import HFSequenceClassifier
+    >>> from dask_classify.testing import tiny_backbone_config
+    >>> cfg = tiny_backbone_config("bert", vocab_size=100)
+    >>> cfg["id2label"] = {0: "a", 1: "b", 2: "c"}
+    >>> hf = AutoModelForSequenceClassification.from_config(AutoConfig.for_model(**cfg))
+    >>> model = HFSequenceClassifier(hf).eval()
+    >>> model.regression, model.id2label
+    (False, {0: 'a', 1: 'b', 2: 'c'})
+    >>> tuple(model(torch.tensor([[2, 7, 3]]), torch.tensor([[1, 1, 1]])).shape)
+    (1, 3)
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -193,16 +327,56 @@ class HFSequenceClassifier(nn.Module):
 
     @property
     def id2label(self) -> dict[int, str]:
+        """The wrapped model's label names by class id (integer keys)."""
         return {int(k): str(v) for k, v in self.model.config.id2label.items()}
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Probabilities (float32 softmax), or the raw scores of a regression head.
+
+        Parameters
+        ----------
+        input_ids : torch.Tensor of int64, shape ``(batch, seq_len)``
+            Token ids, right-padded (plain transformers poolers read the first position).
+        attention_mask : torch.Tensor of int, shape ``(batch, seq_len)``
+            1 for real tokens, 0 for padding.
+
+        Returns
+        -------
+        torch.Tensor of float32, shape ``(batch, num_labels)``
+            Rows sum to 1 for classification; ``(batch, 1)`` raw scores for regression.
+        """
         logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits.float()
         return logits if self.regression else torch.softmax(logits, dim=-1)
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the client needs to know about a checkpoint, read from its ``config.json`` alone."""
+    """What the client needs to know about a checkpoint, read from its ``config.json`` alone.
+
+    Parameters
+    ----------
+    kind : {"deberta", "hf"}
+        ``"deberta"``: NVIDIA's format (:class:`Deberta`); ``"hf"``: a plain
+        ``AutoModelForSequenceClassification``.
+    id2label : dict of int to str
+        Label names by class id.
+    regression : bool, default False
+        True for a one-output regression head (e.g. FineWeb-edu).
+    max_position_embeddings : int, optional
+        The backbone's position limit, when the config states it.
+    config : dict
+        The whole ``config.json`` (not part of ``repr`` or equality).
+
+    Examples
+    --------
+    >>> from dask_classify.model import ModelInfo
+    >>> info = ModelInfo(kind="deberta", id2label={1: "pos", 0: "neg"})
+    >>> info.labels
+    ['neg', 'pos']
+    >>> info  # doctest: +NORMALIZE_WHITESPACE
+    ModelInfo(kind='deberta', id2label={1: 'pos', 0: 'neg'}, regression=False,
+              max_position_embeddings=None)
+    """
 
     kind: str  # "deberta" (NVIDIA format) or "hf" (AutoModelForSequenceClassification)
     id2label: dict[int, str]
@@ -212,11 +386,46 @@ class ModelInfo:
 
     @property
     def labels(self) -> list[str]:
+        """The label names in class-id order."""
         return [self.id2label[i] for i in sorted(self.id2label)]
 
 
 def resolve_model_dir(identifier: str | os.PathLike, cache_dir: str | None = None) -> Path:
-    """A local folder for a folder path or a hub id (downloaded or taken from the HF cache)."""
+    """A local folder for a folder path or a hub id (downloaded or taken from the HF cache).
+
+    Parameters
+    ----------
+    identifier : str or path-like
+        A model folder (``~`` is expanded) or a hub id (``"nvidia/quality-classifier-deberta"``).
+        Paths that start with ``.``, ``/`` or ``~`` are never looked up on the hub.
+    cache_dir : str, optional
+        Hugging Face cache folder for hub ids (a pre-filled cache works offline).
+
+    Returns
+    -------
+    pathlib.Path
+        The folder itself, or the hub snapshot's folder in the cache.
+
+    Raises
+    ------
+    CheckpointError
+        When the path is a file, a local folder does not exist, or the hub id cannot be fetched.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dask_classify.model import resolve_model_dir
+    >>> folder = tempfile.mkdtemp()
+    >>> resolve_model_dir(folder) == Path(folder)
+    True
+    >>> resolve_model_dir("./no/such/model")
+    Traceback (most recent call last):
+    ...
+    dask_classify.model.CheckpointError: model folder './no/such/model' does not exist
+    >>> resolve_model_dir("nvidia/quality-classifier-deberta")  # doctest: +SKIP
+    PosixPath('/root/.cache/huggingface/hub/models--nvidia--quality-classifier-deberta/...')
+    """
     path = Path(identifier).expanduser()
     if path.is_dir():
         return path
@@ -238,6 +447,39 @@ def resolve_model_dir(identifier: str | os.PathLike, cache_dir: str | None = Non
 
 
 def read_config(folder: Path) -> dict[str, Any]:
+    """The ``config.json`` of a model folder, as a dict.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        A local model folder.
+
+    Returns
+    -------
+    dict
+        The parsed JSON object.
+
+    Raises
+    ------
+    CheckpointError
+        When ``config.json`` is missing (the message lists the files found), is not valid
+        UTF-8 JSON, or does not hold a JSON object.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> from dask_classify.model import CheckpointError, read_config
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> try:
+    ...     read_config(folder)
+    ... except CheckpointError as err:
+    ...     print(str(err).endswith("config.json is missing (found: [])"))
+    True
+    >>> _ = (folder / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    >>> read_config(folder)
+    {'model_type': 'bert'}
+    """
     cfg_path = folder / "config.json"
     if not cfg_path.is_file():
         present = sorted(p.name for p in folder.iterdir())[:20]
@@ -263,7 +505,38 @@ def _check_label_ids(folder: Path, id2label: dict[Any, Any]) -> None:
 
 
 def model_info_for(identifier: str | os.PathLike, cache_dir: str | None = None) -> ModelInfo:
-    """:func:`model_info` for a folder or hub id, fetching only ``config.json`` from the hub."""
+    """:func:`model_info` for a folder or hub id, fetching only ``config.json`` from the hub.
+
+    Parameters
+    ----------
+    identifier : str or path-like
+        A model folder or a hub id.
+    cache_dir : str, optional
+        Hugging Face cache folder for hub ids.
+
+    Returns
+    -------
+    ModelInfo
+        The checkpoint's kind, labels and limits; the weights are not read or downloaded.
+
+    Raises
+    ------
+    CheckpointError
+        As :func:`resolve_model_dir` and :func:`model_info`.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> from dask_classify.model import model_info_for
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "config.json").write_text(json.dumps(
+    ...     {"base_model": "microsoft/deberta-v3-base", "id2label": {"0": "Low", "1": "High"}}))
+    >>> model_info_for(folder).labels
+    ['Low', 'High']
+    >>> sorted(model_info_for("nvidia/quality-classifier-deberta").labels)  # doctest: +SKIP
+    ['High', 'Low', 'Medium']
+    """
     path = Path(identifier).expanduser()
     if path.is_dir():
         return model_info(path)
@@ -278,7 +551,42 @@ def model_info_for(identifier: str | os.PathLike, cache_dir: str | None = None) 
 
 
 def model_info(folder: Path) -> ModelInfo:
-    """Describe the checkpoint in ``folder`` (reads only ``config.json``)."""
+    """Describe the checkpoint in ``folder`` (reads only ``config.json``).
+
+    A config with ``base_model`` or ``backbone_config`` is NVIDIA's format (``kind="deberta"``);
+    one with ``model_type`` or ``architectures`` is a plain transformers classifier
+    (``kind="hf"``), a regression model when ``problem_type`` is ``"regression"`` or it has one
+    label.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        A local model folder.
+
+    Returns
+    -------
+    ModelInfo
+        Kind, labels (``LABEL_<i>`` when a transformers config names none), regression flag and
+        position limit.
+
+    Raises
+    ------
+    CheckpointError
+        A missing or invalid ``config.json``, a missing or empty ``id2label`` in NVIDIA's format,
+        label ids that are not ``0 .. n - 1``, or a config of neither format.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> from dask_classify.model import model_info
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "config.json").write_text(json.dumps(
+    ...     {"model_type": "bert", "problem_type": "regression", "id2label": {"0": "score"}}))
+    >>> info = model_info(folder)
+    >>> info.kind, info.regression, info.labels
+    ('hf', True, ['score'])
+    """
     config = read_config(folder)
     if "base_model" in config or "backbone_config" in config:
         if not isinstance(config.get("id2label"), dict) or not config["id2label"]:
@@ -335,7 +643,43 @@ def _load_state_dict(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def load_deberta(folder: Path, cache_dir: str | None = None) -> Deberta:
-    """Build a :class:`Deberta` from ``folder`` and load its weights strictly."""
+    """Build a :class:`Deberta` from ``folder`` and load its weights strictly.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        A checkpoint folder in NVIDIA's format (``config.json`` and ``model.safetensors``, or a
+        plain weights pickle that ``torch.load(weights_only=True)`` accepts).
+    cache_dir : str, optional
+        Hugging Face cache folder for the ``base_model`` config (not needed when the config
+        embeds ``backbone_config``).
+
+    Returns
+    -------
+    Deberta
+        The model, in eval mode.
+
+    Raises
+    ------
+    CheckpointError
+        No weights, weights that do not match the config (missing, unexpected or mis-shaped
+        keys), a pickle that is not plain weights, or a backbone config that cannot be found.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dask_classify import Deberta
+    >>> from dask_classify.model import load_deberta
+    >>> from dask_classify.testing import tiny_backbone_config
+    >>> cfg = {"base_model": "tiny", "id2label": {"0": "neg", "1": "pos"},
+    ...        "backbone_config": tiny_backbone_config("bert", vocab_size=100)}
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = Deberta(cfg).save_pretrained(folder)
+    >>> model = load_deberta(folder)
+    >>> model.training, model.id2label
+    (False, {0: 'neg', 1: 'pos'})
+    """
     config = read_config(folder)
     if cache_dir is not None:
         config["_cache_dir"] = cache_dir
@@ -360,7 +704,42 @@ def load_model(
     cache_dir: str | None = None,
     trust_remote_code: bool = False,
 ) -> tuple[nn.Module, ModelInfo]:
-    """Load an NVIDIA-format or plain HF classifier; returns the module (eval mode) and its info."""
+    """Load an NVIDIA-format or plain HF classifier; returns the module (eval mode) and its info.
+
+    Parameters
+    ----------
+    identifier : str or path-like
+        A checkpoint folder or a hub id (see :func:`resolve_model_dir`).
+    cache_dir : str, optional
+        Hugging Face cache folder for hub ids.
+    trust_remote_code : bool, default False
+        Let a plain transformers checkpoint run its own Python code.
+
+    Returns
+    -------
+    model : torch.nn.Module
+        A :class:`Deberta` (NVIDIA format) or an :class:`HFSequenceClassifier`, in eval mode on
+        the CPU. Both are called as ``model(input_ids, attention_mask)``.
+    info : ModelInfo
+        What :func:`model_info` reads from ``config.json``.
+
+    Raises
+    ------
+    CheckpointError
+        The folder or hub id cannot be resolved, or its config or weights cannot be loaded.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dask_classify import load_model
+    >>> from dask_classify.testing import build_tiny_deberta_checkpoint
+    >>> folder = build_tiny_deberta_checkpoint(tempfile.mkdtemp(), ["neg", "pos"],
+    ...                                        tokenizer="bert", texts=["a good film", "a bad one"])
+    >>> model, info = load_model(folder)
+    >>> type(model).__name__, info.kind, info.labels, model.training
+    ('Deberta', 'deberta', ['neg', 'pos'], False)
+    >>> model, info = load_model("nvidia/quality-classifier-deberta")  # doctest: +SKIP
+    """
     folder = resolve_model_dir(identifier, cache_dir)
     info = model_info(folder)
     if info.kind == "deberta":
@@ -384,7 +763,47 @@ def load_tokenizer(
     cache_dir: str | None = None,
     trust_remote_code: bool = False,
 ):
-    """The checkpoint's tokenizer, or its ``base_model``'s when the folder holds none."""
+    """The checkpoint's tokenizer, or its ``base_model``'s when the folder holds none.
+
+    Parameters
+    ----------
+    identifier : str or path-like
+        A checkpoint folder or a hub id (see :func:`resolve_model_dir`).
+    cache_dir : str, optional
+        Hugging Face cache folder for hub ids (also used for ``base_model``).
+    trust_remote_code : bool, default False
+        Let the tokenizer's own Python code run.
+
+    Returns
+    -------
+    transformers.PreTrainedTokenizerBase
+        The tokenizer from ``AutoTokenizer.from_pretrained``.
+
+    Raises
+    ------
+    CheckpointError
+        The folder holds no tokenizer files and its config names no ``base_model``, or the
+        tokenizer cannot be loaded.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> from dask_classify.model import load_tokenizer
+    >>> from dask_classify.testing import build_tokenizer
+    >>> tok_dir = tempfile.mkdtemp()
+    >>> _ = build_tokenizer(tok_dir, "bert", ["a good film", "a bad film"])
+    >>> tok = load_tokenizer(tok_dir)
+    >>> tok.convert_ids_to_tokens(tok("a good film")["input_ids"])
+    ['[CLS]', 'a', 'good', 'film', '[SEP]']
+
+    A checkpoint without tokenizer files falls back to its ``base_model``:
+
+    >>> ckpt = Path(tempfile.mkdtemp())
+    >>> _ = (ckpt / "config.json").write_text(json.dumps({"base_model": tok_dir}))
+    >>> load_tokenizer(ckpt)("a good film")["input_ids"] == tok("a good film")["input_ids"]
+    True
+    """
     folder = resolve_model_dir(identifier, cache_dir)
     if any((folder / name).is_file() for name in TOKENIZER_FILES):
         source: str = str(folder)
@@ -402,7 +821,38 @@ def load_tokenizer(
 
 
 def save_checkpoint(model: Deberta, tokenizer: Any, folder: str | os.PathLike) -> Path:
-    """Save ``model`` and ``tokenizer`` as one folder in the NVIDIA checkpoint format."""
+    """Save ``model`` and ``tokenizer`` as one folder in the NVIDIA checkpoint format.
+
+    Parameters
+    ----------
+    model : Deberta
+        The classifier; its ``config`` (with ``id2label``/``label2id`` rewritten from the model)
+        becomes ``config.json`` and its weights ``model.safetensors``.
+    tokenizer : transformers tokenizer
+        Saved into the same folder, so the checkpoint loads without its ``base_model``.
+    folder : str or path-like
+        Output folder (created, with its parents, if missing; files in it are overwritten).
+
+    Returns
+    -------
+    pathlib.Path
+        ``folder``. For an atomic write, see :func:`dask_classify.train.trainer.export_checkpoint`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dask_classify import Deberta, load_model, save_checkpoint
+    >>> from dask_classify.testing import build_tokenizer, tiny_backbone_config
+    >>> tok = build_tokenizer(tempfile.mkdtemp(), "bert", ["a good film", "a bad film"])
+    >>> cfg = {"base_model": "tiny", "id2label": {"0": "neg", "1": "pos"},
+    ...        "backbone_config": tiny_backbone_config("bert", vocab_size=len(tok))}
+    >>> folder = save_checkpoint(Deberta(cfg), tok, Path(tempfile.mkdtemp()) / "ckpt")
+    >>> sorted(p.name for p in folder.glob("*.json"))
+    ['config.json', 'tokenizer.json', 'tokenizer_config.json']
+    >>> load_model(folder)[1].labels
+    ['neg', 'pos']
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)

@@ -35,7 +35,32 @@ _TOKENIZERS: dict[str, Any] = {}
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Everything that decides which model object a worker loads (hashable, picklable)."""
+    """Everything that decides which model object a worker loads (hashable, picklable).
+
+    Parameters
+    ----------
+    identifier : str
+        Checkpoint folder or hub id.
+    cache_dir : str, optional
+        Hugging Face cache folder for hub ids.
+    trust_remote_code : bool, default False
+        Let a hub checkpoint's own Python code run.
+    device : str, default "auto"
+        ``"auto"`` (``"cuda"`` when the worker sees a GPU, else ``"cpu"``), ``"cpu"``,
+        ``"cuda"`` or ``"cuda:<n>"``.
+    quantize : {None, "int8"}, default None
+        ``"int8"``: dynamic int8 quantization of the Linear layers (CPU only).
+
+    Examples
+    --------
+    >>> from dask_classify.predict import ModelSpec
+    >>> cpu = ModelSpec("/models/quality", device="cpu")
+    >>> int8 = ModelSpec("/models/quality", device="cpu", quantize="int8")
+    >>> len(cpu.key), cpu.key == int8.key, cpu.tokenizer_key == int8.tokenizer_key
+    (16, False, True)
+    >>> cpu == ModelSpec("/models/quality", device="cpu")  # equal specs share a cached model
+    True
+    """
 
     identifier: str
     cache_dir: str | None = None
@@ -45,11 +70,13 @@ class ModelSpec:
 
     @property
     def key(self) -> str:
+        """A 16-hex-digit hash of every field: the model cache key (see :func:`get_model`)."""
         raw = repr(sorted(asdict(self).items())).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
 
     @property
     def tokenizer_key(self) -> str:
+        """A 16-hex-digit hash of the fields that decide the tokenizer (not device/quantize)."""
         raw = repr((self.identifier, self.cache_dir, self.trust_remote_code)).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
 
@@ -61,7 +88,35 @@ def _resolve_device(device: str) -> str:
 
 
 def get_tokenizer(spec: ModelSpec) -> Any:
-    """This process's tokenizer for ``spec`` (loaded once)."""
+    """This process's tokenizer for ``spec`` (loaded once).
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        Names the checkpoint; specs with the same :attr:`ModelSpec.tokenizer_key` share one
+        tokenizer.
+
+    Returns
+    -------
+    transformers tokenizer
+        From :func:`dask_classify.model.load_tokenizer`, cached for the process (thread-safe).
+
+    Raises
+    ------
+    dask_classify.CheckpointError
+        When the tokenizer cannot be loaded.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dask_classify.predict import ModelSpec, get_tokenizer
+    >>> from dask_classify.testing import build_tokenizer
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = build_tokenizer(folder, "bert", ["a good film", "a bad film"])
+    >>> tok = get_tokenizer(ModelSpec(folder, device="cpu"))
+    >>> get_tokenizer(ModelSpec(folder, device="cuda")) is tok  # loaded once
+    True
+    """
     key = spec.tokenizer_key
     tok = _TOKENIZERS.get(key)
     if tok is None:
@@ -74,7 +129,44 @@ def get_tokenizer(spec: ModelSpec) -> Any:
 
 
 def get_model(spec: ModelSpec) -> tuple[torch.nn.Module, ModelInfo, str]:
-    """This process's model for ``spec`` (loaded once): module, info and torch device."""
+    """This process's model for ``spec`` (loaded once): module, info and torch device.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        Names the checkpoint and how to load it; cached under :attr:`ModelSpec.key`.
+
+    Returns
+    -------
+    model : torch.nn.Module
+        The model in eval mode on ``device`` (int8-quantized when ``spec.quantize == "int8"``).
+    info : dask_classify.model.ModelInfo
+        The checkpoint's description.
+    device : str
+        The torch device the model is on (``"auto"`` resolved).
+
+    Raises
+    ------
+    dask_classify.CheckpointError
+        When the checkpoint cannot be loaded.
+    ValueError
+        ``quantize="int8"`` on a CUDA device, or an unknown ``quantize`` value.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dask_classify.predict import ModelSpec, cached_model_keys, clear_cache, get_model
+    >>> from dask_classify.testing import build_tiny_deberta_checkpoint
+    >>> folder = build_tiny_deberta_checkpoint(tempfile.mkdtemp(), ["neg", "pos"],
+    ...                                        tokenizer="bert", texts=["a good film", "bad"])
+    >>> spec = ModelSpec(str(folder), device="cpu")
+    >>> model, info, device = get_model(spec)
+    >>> info.labels, device, get_model(spec)[0] is model
+    (['neg', 'pos'], 'cpu', True)
+    >>> spec.key in cached_model_keys()
+    True
+    >>> clear_cache()
+    """
     entry = _MODELS.get(spec.key)
     if entry is None:
         with _LOCK:
@@ -97,7 +189,19 @@ def get_model(spec: ModelSpec) -> tuple[torch.nn.Module, ModelInfo, str]:
 
 
 def clear_cache() -> None:
-    """Drop every cached model and tokenizer of this process (and free CUDA memory)."""
+    """Drop every cached model and tokenizer of this process (and free CUDA memory).
+
+    The next :func:`get_model` / :func:`get_tokenizer` call loads afresh, e.g. after a
+    checkpoint folder was overwritten. Run it on every worker with
+    ``client.run(dask_classify.clear_cache)``.
+
+    Examples
+    --------
+    >>> from dask_classify.predict import cached_model_keys, clear_cache
+    >>> clear_cache()
+    >>> cached_model_keys()
+    []
+    """
     with _LOCK:
         _MODELS.clear()
         _TOKENIZERS.clear()
@@ -106,7 +210,19 @@ def clear_cache() -> None:
 
 
 def cached_model_keys() -> list[str]:
-    """Keys of the models loaded in this process (for tests and diagnostics)."""
+    """Keys of the models loaded in this process (for tests and diagnostics).
+
+    Returns
+    -------
+    list of str
+        The :attr:`ModelSpec.key` of each cached model, sorted.
+
+    Examples
+    --------
+    >>> from dask_classify.predict import cached_model_keys
+    >>> isinstance(cached_model_keys(), list)
+    True
+    """
     return sorted(_MODELS)
 
 
@@ -115,6 +231,17 @@ def cpu_has_native_bf16() -> bool:
 
     AVX512-BF16 alone is not enough: on this project's CI CPU (AVX512 with avx512_bf16) a bf16
     matmul through torch was measured ~200x slower than fp32.
+
+    Returns
+    -------
+    bool
+        Whether ``/proc/cpuinfo`` lists ``amx_bf16`` (False where it cannot be read).
+
+    Examples
+    --------
+    >>> from dask_classify.predict import cpu_has_native_bf16
+    >>> isinstance(cpu_has_native_bf16(), bool)
+    True
     """
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as fh:
@@ -140,6 +267,21 @@ def set_torch_threads(requested: int | None) -> None:
     The default is ``OMP_NUM_THREADS`` when it is set (Dask nannies set it for process workers;
     :func:`dask_classify.get_client` sets it to cores / workers), else every core of the process,
     since forward passes in one process run one at a time (:data:`INFERENCE_LOCK`).
+
+    Parameters
+    ----------
+    requested : int or None
+        Number of intra-op threads; None for the default above.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from dask_classify.predict import set_torch_threads
+    >>> before = torch.get_num_threads()
+    >>> set_torch_threads(1)
+    >>> torch.get_num_threads()
+    1
+    >>> set_torch_threads(before)
     """
     if requested is None:
         omp = os.environ.get("OMP_NUM_THREADS", "")
@@ -170,6 +312,46 @@ def run_model(
     Rows are processed longest first in batches of ``batch_size``, each padded only to its own
     longest row. On CUDA out-of-memory the failing batch is split in halves and retried, down to
     single rows, so one huge partition never costs the job.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Called as ``model(input_ids, attention_mask)``; returns ``(batch, outputs)``.
+    token_ids : list of list of int
+        Unpadded token ids of each row (from :func:`dask_classify.tokenize.tokenize`).
+    pad_id : int
+        The tokenizer's padding id.
+    device : str
+        Torch device the model is on (``"cpu"``, ``"cuda"``, ...).
+    batch_size : int
+        Rows per forward pass.
+    padding_side : {"right", "left"}, default "right"
+        Where each batch is padded.
+    sort_by_length : bool, default True
+        Batch rows longest first (less padding); False keeps the input order.
+    autocast : bool, default True
+        Mixed precision on CUDA (fp16/bf16) and on CPUs with AMX (bf16); fp32 elsewhere.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape ``(n, outputs)``
+        One row per input row, in input order; ``(0, 0)`` when ``token_ids`` is empty.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dask_classify import Deberta
+    >>> from dask_classify.predict import run_model
+    >>> from dask_classify.testing import tiny_backbone_config
+    >>> cfg = {"base_model": "tiny", "id2label": {"0": "neg", "1": "pos"},
+    ...        "backbone_config": tiny_backbone_config("bert", vocab_size=100)}
+    >>> model = Deberta(cfg).eval()
+    >>> ids = [[2, 5, 3], [2, 5, 6, 7, 8, 3], [2, 3]]
+    >>> sorted_out = run_model(model, ids, pad_id=0, device="cpu", batch_size=2)
+    >>> one_by_one = run_model(model, ids, pad_id=0, device="cpu", batch_size=1,
+    ...                        sort_by_length=False)
+    >>> sorted_out.shape, sorted_out.dtype, bool(np.allclose(sorted_out, one_by_one, atol=1e-5))
+    ((3, 2), dtype('float32'), True)
     """
     n = len(token_ids)
     if n == 0:

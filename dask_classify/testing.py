@@ -39,7 +39,22 @@ _FALLBACK_CORPUS = [
 
 
 def shared_data_dir() -> Path:
-    """``../shared/data`` beside the repository (or ``$DASK_CLASSIFY_DATA``)."""
+    """``../shared/data`` beside the repository (or ``$DASK_CLASSIFY_DATA``).
+
+    Returns
+    -------
+    pathlib.Path
+        The folder of the shared data sets (``sst2/``, ...); it need not exist.
+
+    Examples
+    --------
+    >>> import os
+    >>> from unittest import mock
+    >>> from dask_classify.testing import shared_data_dir
+    >>> with mock.patch.dict(os.environ, {"DASK_CLASSIFY_DATA": "/data/sets"}):
+    ...     print(shared_data_dir())
+    /data/sets
+    """
     env = os.environ.get("DASK_CLASSIFY_DATA")
     if env:
         return Path(env)
@@ -47,7 +62,26 @@ def shared_data_dir() -> Path:
 
 
 def default_corpus(limit: int = 20000) -> list[str]:
-    """SST-2 training sentences when ``../shared/data`` exists, else a few built-in lines."""
+    """SST-2 training sentences when ``../shared/data`` exists, else a few built-in lines.
+
+    Parameters
+    ----------
+    limit : int, default 20000
+        Most SST-2 sentences to read (the built-in lines are always appended).
+
+    Returns
+    -------
+    list of str
+        Up to ``limit`` SST-2 sentences followed by six built-in lines (the built-in lines alone
+        when ``sst2/train.tsv`` is missing from :func:`shared_data_dir`).
+
+    Examples
+    --------
+    >>> from dask_classify.testing import default_corpus
+    >>> corpus = default_corpus(limit=10)
+    >>> len(corpus) <= 16, corpus[-1]
+    (True, 'what is the capital city of france ?')
+    """
     path = shared_data_dir() / "sst2" / "train.tsv"
     if not path.is_file():
         return list(_FALLBACK_CORPUS)
@@ -67,11 +101,35 @@ def build_tokenizer(folder: str | os.PathLike, kind: str = "deberta",
 
     Parameters
     ----------
-    kind : {"deberta", "bert"}
+    folder : str or path-like
+        Where the tokenizer files are saved (created if missing).
+    kind : {"deberta", "bert"}, default "deberta"
         ``"deberta"``: a SentencePiece unigram model wrapped as ``DebertaV2Tokenizer`` (needs
         ``sentencepiece``); ``"bert"``: a WordPiece vocabulary wrapped as ``BertTokenizer``.
+    texts : iterable of str, optional
+        Training corpus; default :func:`default_corpus`.
     vocab_size : int, default 2000
         Upper bound on the vocabulary (small corpora give fewer pieces).
+
+    Returns
+    -------
+    transformers tokenizer
+        The trained tokenizer (``model_max_length`` 512), as saved in ``folder``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``kind``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dask_classify.testing import build_tokenizer
+    >>> tok = build_tokenizer(tempfile.mkdtemp(), "bert", ["a tiny corpus", "of two lines"])
+    >>> tok.convert_ids_to_tokens(tok("a tiny corpus")["input_ids"])
+    ['[CLS]', 'a', 'tiny', 'corpus', '[SEP]']
+    >>> tok.pad_token_id, tok.model_max_length
+    (0, 512)
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -125,6 +183,34 @@ def build_tiny_encoder(folder: str | os.PathLike, kind: str = "bert",
 
     ``kind`` is ``"bert"`` or ``"deberta"``; ``overrides`` change the backbone config (e.g.
     ``hidden_size=128``). The weights use the usual 0.02 initializer range, which trains well.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        Output folder (created if missing).
+    kind : {"bert", "deberta"}, default "bert"
+        Tokenizer and backbone type (see :func:`build_tokenizer`).
+    texts : iterable of str, optional
+        Tokenizer training corpus; default :func:`default_corpus`.
+    seed : int, default 0
+        Torch seed for the random weights.
+    **overrides
+        Backbone config keys (see :func:`tiny_backbone_config`).
+
+    Returns
+    -------
+    pathlib.Path
+        ``folder``, holding the tokenizer and an ``AutoModel`` (``config.json``,
+        ``model.safetensors``): pass it as ``model.language_model.pretrained_model_name``.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from dask_classify.testing import build_tiny_encoder
+    >>> folder = build_tiny_encoder(tempfile.mkdtemp(), "bert", texts=["a good film", "bad"],
+    ...                             hidden_size=32)
+    >>> json.loads((folder / "config.json").read_text())["hidden_size"]
+    32
     """
     from transformers import AutoConfig, AutoModel
 
@@ -142,9 +228,34 @@ def build_tiny_encoder(folder: str | os.PathLike, kind: str = "bert",
 
 def tiny_backbone_config(model_type: str = "deberta-v2", vocab_size: int = 2000,
                          pad_token_id: int = 0, **overrides: Any) -> dict[str, Any]:
-    """A ~0.4M-parameter backbone config (hidden 64, 2 layers) as a plain dict.
+    """A ~0.2M-parameter backbone config (hidden 64, 2 layers) as a plain dict.
 
     ``overrides`` replace any key (e.g. ``initializer_range``, ``num_hidden_layers``).
+
+    Parameters
+    ----------
+    model_type : {"deberta-v2", "bert"} or str, default "deberta-v2"
+        A transformers model type; ``"deberta-v2"`` gets DeBERTa-v3's relative attention
+        settings.
+    vocab_size : int, default 2000
+        Size of the embedding table (use ``len(tokenizer)``).
+    pad_token_id : int, default 0
+        The tokenizer's padding id.
+    **overrides
+        Any other config key.
+
+    Returns
+    -------
+    dict
+        ``AutoConfig.for_model(...).to_dict()``, including ``model_type``; usable as a
+        checkpoint's ``backbone_config``.
+
+    Examples
+    --------
+    >>> from dask_classify.testing import tiny_backbone_config
+    >>> cfg = tiny_backbone_config("bert", vocab_size=100, num_hidden_layers=1)
+    >>> cfg["model_type"], cfg["hidden_size"], cfg["num_hidden_layers"], cfg["vocab_size"]
+    ('bert', 64, 1, 100)
     """
     from transformers import AutoConfig
 
@@ -199,7 +310,46 @@ def build_tiny_deberta_checkpoint(folder: str | os.PathLike, labels: Sequence[st
                                   tokenizer: str = "deberta", texts: Iterable[str] | None = None,
                                   seed: int = 0, num_output_layers: int = 1,
                                   vocab_size: int = 2000) -> Path:
-    """A tiny NVIDIA-format checkpoint (``config.json`` with ``base_model``, ``fc.*`` keys)."""
+    """A tiny NVIDIA-format checkpoint (``config.json`` with ``base_model``, ``fc.*`` keys).
+
+    The head is calibrated on ``texts`` so that the random model gives varied labels with clear
+    margins, like a trained one. The backbone's config is embedded (``backbone_config``), so the
+    folder loads offline.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        Output folder (created if missing).
+    labels : sequence of str
+        Label names in id order.
+    tokenizer : {"deberta", "bert"}, default "deberta"
+        Tokenizer kind (see :func:`build_tokenizer`); also picks a DeBERTa-v2 or BERT backbone.
+    texts : iterable of str, optional
+        Tokenizer corpus and calibration sample; default ``default_corpus(2000)``.
+    seed : int, default 0
+        Seed of the weights and the head.
+    num_output_layers : int, default 1
+        Head layers (see :class:`dask_classify.Deberta`).
+    vocab_size : int, default 2000
+        Upper bound on the tokenizer's vocabulary.
+
+    Returns
+    -------
+    pathlib.Path
+        ``folder``, loadable with :func:`dask_classify.load_model` and
+        :class:`dask_classify.DistributedDataClassifier`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dask_classify.model import model_info
+    >>> from dask_classify.testing import build_tiny_deberta_checkpoint
+    >>> folder = build_tiny_deberta_checkpoint(tempfile.mkdtemp(), ["High", "Medium", "Low"],
+    ...                                        tokenizer="bert", texts=["a good text", "bad"])
+    >>> info = model_info(folder)
+    >>> info.kind, info.labels, info.config["base_model"]
+    ('deberta', ['High', 'Medium', 'Low'], 'tiny-bert')
+    """
     from dask_classify.model import Deberta, save_checkpoint
 
     folder = Path(folder)
@@ -228,6 +378,38 @@ def build_tiny_hf_checkpoint(folder: str | os.PathLike, labels: Sequence[str] | 
 
     With ``regression=True`` the head has one output and ``problem_type="regression"`` (the
     FineWeb-edu format), calibrated so scores spread around the middle of [0, 5].
+
+    Parameters
+    ----------
+    folder : str or path-like
+        Output folder (created if missing).
+    labels : sequence of str, optional
+        Label names in id order (default ``["LABEL_0", "LABEL_1"]``); ignored for regression.
+    regression : bool, default False
+        One regression output (label ``"score"``) instead of a classification head.
+    tokenizer : {"bert", "deberta"}, default "bert"
+        Tokenizer kind; also picks a BERT or DeBERTa-v2 model.
+    texts : iterable of str, optional
+        Tokenizer corpus and calibration sample; default ``default_corpus(2000)``.
+    seed : int, default 0
+        Seed of the weights and the head.
+
+    Returns
+    -------
+    pathlib.Path
+        ``folder``, with ``config.json`` (``model_type``, ``architectures``), the weights and the
+        tokenizer.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dask_classify.model import model_info
+    >>> from dask_classify.testing import build_tiny_hf_checkpoint
+    >>> folder = build_tiny_hf_checkpoint(tempfile.mkdtemp(), regression=True,
+    ...                                   texts=["a good text", "a bad one"])
+    >>> info = model_info(folder)
+    >>> info.kind, info.regression, info.labels
+    ('hf', True, ['score'])
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
 

@@ -28,10 +28,41 @@ def prepare_texts(
     of those rows. None/NaN/NA rows are not classified (their outputs are null); empty strings
     are classified as empty text.
 
+    Parameters
+    ----------
+    values : sequence
+        The column's values (e.g. ``series.tolist()``).
+    column : str
+        The column's name, for error messages.
+    index : sequence
+        The partition's index labels, same length as ``values``, for error messages.
+    max_chars : int or None
+        Keep the first ``max_chars`` characters of each text; None keeps them whole.
+
+    Returns
+    -------
+    texts : list of str
+        The non-null values, in order, cut to ``max_chars``.
+    valid : numpy.ndarray of bool, shape ``(len(values),)``
+        True where a row holds a string.
+
     Raises
     ------
     TypeError
         When a value is neither a string nor null; names the column, the type and the index.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from dask_classify.tokenize import prepare_texts
+    >>> texts, valid = prepare_texts(["good film", None, float("nan"), pd.NA, ""], "text",
+    ...                              range(5), max_chars=4)
+    >>> texts, valid.tolist()
+    (['good', ''], [True, False, False, False, True])
+    >>> prepare_texts(["a", 3], "text", [10, 11], None)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    TypeError: text column 'text' holds a value of type int (3) at index 11; only strings ...
     """
     valid = np.zeros(len(values), dtype=bool)
     texts: list[str] = []
@@ -63,7 +94,38 @@ def _is_na(value: Any) -> bool:
 def resolve_max_length(tokenizer: Any, max_position_embeddings: int | None,
                        max_seq_length: int | None) -> int:
     """The token limit: ``max_seq_length`` if given, else the tokenizer's ``model_max_length``,
-    else (when that is unset or absurdly large) the model's ``max_position_embeddings``."""
+    else (when that is unset or absurdly large) the model's ``max_position_embeddings``.
+
+    Parameters
+    ----------
+    tokenizer : object
+        Anything with an optional ``model_max_length`` attribute (a transformers tokenizer).
+    max_position_embeddings : int or None
+        The model's position limit, the fallback (512 when this is None too).
+    max_seq_length : int or None
+        An explicit limit in tokens, which wins when given.
+
+    Returns
+    -------
+    int
+        The maximum number of tokens per text, special tokens included.
+
+    Raises
+    ------
+    ValueError
+        When ``max_seq_length`` is below 2.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> from dask_classify.tokenize import resolve_max_length
+    >>> resolve_max_length(SimpleNamespace(model_max_length=512), 1024, None)
+    512
+    >>> resolve_max_length(SimpleNamespace(model_max_length=int(1e30)), 1024, None)  # unset
+    1024
+    >>> resolve_max_length(SimpleNamespace(model_max_length=512), 1024, 128)
+    128
+    """
     if max_seq_length is not None:
         if int(max_seq_length) < 2:
             raise ValueError(f"max_seq_length must be >= 2, not {max_seq_length}")
@@ -79,6 +141,30 @@ def tokenize(tokenizer: Any, texts: list[str], max_length: int) -> list[list[int
 
     Texts longer than ``SAFETY_CHARS_PER_TOKEN * max_length`` characters are cut to that length
     first (see :data:`SAFETY_CHARS_PER_TOKEN`).
+
+    Parameters
+    ----------
+    tokenizer : transformers tokenizer
+        Called on the whole list at once (fast tokenizers run it in Rust, without the GIL).
+    texts : list of str
+        The texts to tokenize.
+    max_length : int
+        Token limit per text, special tokens included.
+
+    Returns
+    -------
+    list of list of int
+        Token ids of each text, in order (``[]`` for no texts).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dask_classify.testing import build_tokenizer
+    >>> from dask_classify.tokenize import tokenize
+    >>> tok = build_tokenizer(tempfile.mkdtemp(), "bert", ["a good film", "a bad film"])
+    >>> ids = tokenize(tok, ["a good film", "a bad film indeed"], max_length=4)
+    >>> [tok.convert_ids_to_tokens(row) for row in ids]
+    [['[CLS]', 'a', 'good', '[SEP]'], ['[CLS]', 'a', 'bad', '[SEP]']]
     """
     if not texts:
         return []
@@ -97,7 +183,29 @@ def tokenize(tokenizer: Any, texts: list[str], max_length: int) -> list[list[int
 
 
 def batch_order(lengths: np.ndarray, sort_by_length: bool) -> np.ndarray:
-    """Row positions in processing order: longest first (stable), or as given."""
+    """Row positions in processing order: longest first (stable), or as given.
+
+    Parameters
+    ----------
+    lengths : numpy.ndarray of int
+        Number of tokens of each row.
+    sort_by_length : bool
+        True: longest first, ties in input order; False: input order.
+
+    Returns
+    -------
+    numpy.ndarray of int
+        A permutation of ``range(len(lengths))``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dask_classify.tokenize import batch_order
+    >>> batch_order(np.array([3, 5, 1, 5]), sort_by_length=True).tolist()
+    [1, 3, 0, 2]
+    >>> batch_order(np.array([3, 5, 1, 5]), sort_by_length=False).tolist()
+    [0, 1, 2, 3]
+    """
     if not sort_by_length:
         return np.arange(len(lengths))
     return np.argsort(-lengths, kind="stable")
@@ -106,7 +214,33 @@ def batch_order(lengths: np.ndarray, sort_by_length: bool) -> np.ndarray:
 def pad_batch(
     token_ids: Sequence[Sequence[int]], pad_id: int, padding_side: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad rows to the batch's longest row (not to the global limit): ids and attention mask."""
+    """Pad rows to the batch's longest row (not to the global limit): ids and attention mask.
+
+    Parameters
+    ----------
+    token_ids : sequence of sequence of int
+        The rows of one batch (at least one row).
+    pad_id : int
+        Id written into padding positions.
+    padding_side : {"right", "left"}
+        Where padding goes; anything but ``"left"`` pads on the right.
+
+    Returns
+    -------
+    input_ids : torch.Tensor of int64, shape ``(rows, longest row)``
+        The padded ids.
+    attention_mask : torch.Tensor of int64, same shape
+        1 for real tokens, 0 for padding.
+
+    Examples
+    --------
+    >>> from dask_classify.tokenize import pad_batch
+    >>> ids, mask = pad_batch([[2, 5, 3], [2, 3]], pad_id=0, padding_side="left")
+    >>> ids.tolist(), mask.tolist()
+    ([[2, 5, 3], [0, 2, 3]], [[1, 1, 1], [0, 1, 1]])
+    >>> pad_batch([[2, 5, 3], [2, 3]], pad_id=0, padding_side="right")[0].tolist()
+    [[2, 5, 3], [2, 3, 0]]
+    """
     width = max(len(ids) for ids in token_ids)
     ids = np.full((len(token_ids), width), pad_id, dtype=np.int64)
     mask = np.zeros((len(token_ids), width), dtype=np.int64)

@@ -29,12 +29,48 @@ class FineWebEduClassifier(PublishedClassifier):
     regression output. Other parameters are those of
     :class:`~dask_classify.DistributedDataClassifier`.
 
+    Parameters
+    ----------
+    model_identifier : str, optional
+        Checkpoint folder or hub id; default ``HuggingFaceFW/fineweb-edu-classifier``.
+    score_field : str, optional
+        Column of the clipped float score; default ``"<prefix>"`` (``"fineweb-edu-score"``).
+    int_field : str, optional
+        Column of the rounded score; default ``"<prefix>-int"``.
+    label_field : str or None, default ``"<prefix>-label"``
+        Column of ``"high_quality"``/``"low_quality"``; None adds no label column (and then
+        ``filter_by`` cannot be used).
+    **kwargs
+        Any other parameter of :class:`~dask_classify.DistributedDataClassifier`;
+        ``max_seq_length`` defaults to 512.
+
+    Raises
+    ------
+    ValueError
+        ``filter_by`` with ``label_field=None``, or (when called) a checkpoint that is not a
+        one-output regression model.
+
     Examples
     --------
     >>> from dask_classify import FineWebEduClassifier
     >>> clf = FineWebEduClassifier(model_identifier="/models/fineweb-edu")
     >>> clf.output_fields
     ['fineweb-edu-score', 'fineweb-edu-score-int', 'fineweb-edu-score-label']
+
+    With a tiny regression checkpoint (a pandas DataFrame is classified at once):
+
+    >>> import pandas as pd, tempfile
+    >>> from dask_classify.testing import build_tiny_hf_checkpoint
+    >>> folder = build_tiny_hf_checkpoint(tempfile.mkdtemp(), regression=True,
+    ...                                   texts=["a lesson on fractions", "buy cheap watches"])
+    >>> out = FineWebEduClassifier(folder)(pd.DataFrame({"text": ["a lesson on fractions",
+    ...                                                           None]}))
+    >>> score = out["fineweb-edu-score"]
+    >>> bool(0 <= score[0] <= 5), score.isna().tolist(), str(out["fineweb-edu-score-int"].dtype)
+    (True, [False, True], 'Int64')
+    >>> out["fineweb-edu-score-label"][0] == ("high_quality" if score[0] >= 2.5
+    ...                                       else "low_quality")
+    True
     """
 
     default_model_identifier = "HuggingFaceFW/fineweb-edu-classifier"
@@ -55,6 +91,7 @@ class FineWebEduClassifier(PublishedClassifier):
 
     @property
     def output_fields(self) -> list[str]:
+        """The score, integer score and (unless ``label_field=None``) label columns, in order."""
         fields = [self.score_field, self.int_field]
         return fields + ([self.label_field] if self._with_label else [])
 
@@ -91,6 +128,16 @@ class FineWebMixtralEduClassifier(FineWebEduClassifier):
 
     Columns ``fineweb-mixtral-edu-score``, ``...-int`` and ``...-label``; otherwise as
     :class:`FineWebEduClassifier`.
+
+    Examples
+    --------
+    >>> from dask_classify import FineWebMixtralEduClassifier
+    >>> clf = FineWebMixtralEduClassifier(model_identifier="/models/mixtral-edu")
+    >>> clf.output_fields  # doctest: +NORMALIZE_WHITESPACE
+    ['fineweb-mixtral-edu-score', 'fineweb-mixtral-edu-score-int',
+     'fineweb-mixtral-edu-score-label']
+    >>> FineWebMixtralEduClassifier().model_identifier
+    'nvidia/nemocurator-fineweb-mixtral-edu-classifier'
     """
 
     default_model_identifier = "nvidia/nemocurator-fineweb-mixtral-edu-classifier"
@@ -102,6 +149,14 @@ class FineWebNemotronEduClassifier(FineWebEduClassifier):
 
     Columns ``fineweb-nemotron-edu-score``, ``...-int`` and ``...-label``; otherwise as
     :class:`FineWebEduClassifier`.
+
+    Examples
+    --------
+    >>> from dask_classify import FineWebNemotronEduClassifier
+    >>> clf = FineWebNemotronEduClassifier(model_identifier="/models/nemotron-edu",
+    ...                                    label_field=None)
+    >>> clf.output_fields
+    ['fineweb-nemotron-edu-score', 'fineweb-nemotron-edu-score-int']
     """
 
     default_model_identifier = "nvidia/nemocurator-fineweb-nemotron-4-edu-classifier"

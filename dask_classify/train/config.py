@@ -44,11 +44,30 @@ _SPLITS = ("train_ds", "validation_ds", "test_ds")
 
 
 class ConfigError(ValueError):
-    """A training config with an unknown key, a missing required value or an invalid value."""
+    """A training config with an unknown key, a missing required value or an invalid value.
+
+    A subclass of :class:`ValueError`; the message names each offending key.
+
+    Examples
+    --------
+    >>> from dask_classify.train.config import ConfigError, load_config
+    >>> try:
+    ...     load_config(overrides=["model.optim.lr=-1"])
+    ... except ConfigError as err:
+    ...     print(err)
+    invalid training config:
+      model.optim.lr: must be a number > 0, not -1
+    """
 
 
 def default_config() -> DictConfig:
     """The packaged default config (``dask_classify/conf/train.yaml``), in struct mode.
+
+    Returns
+    -------
+    omegaconf.DictConfig
+        A fresh copy (changing it changes nothing else); unresolved and not validated, see
+        :func:`load_config` for the merged, validated config.
 
     Examples
     --------

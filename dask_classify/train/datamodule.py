@@ -68,10 +68,29 @@ def load_training_tokenizer(name: str | os.PathLike, max_seq_length: int,
         Make the tokenizer lower-case its input (through the tokenizer's own ``do_lower_case``
         setting, which is saved with it, so inference lower-cases too).
 
+    Returns
+    -------
+    transformers tokenizer
+        From ``AutoTokenizer.from_pretrained(name)`` (with ``do_lower_case=True`` when asked).
+
     Raises
     ------
     ConfigError
-        When ``do_lower_case`` is asked of a tokenizer that cannot lower-case.
+        When ``do_lower_case`` is asked of a tokenizer that cannot lower-case, or the tokenizer
+        has no padding token.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dask_classify.testing import build_tokenizer
+    >>> from dask_classify.train.datamodule import load_training_tokenizer
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = build_tokenizer(folder, "bert", ["a good film", "a bad film"])
+    >>> tok = load_training_tokenizer(folder, max_seq_length=128, do_lower_case=True)
+    >>> tok("A GOOD Film")["input_ids"] == tok("a good film")["input_ids"]
+    True
+    >>> tok.model_max_length  # the tokenizer's own limit is kept when it has one
+    512
     """
     from transformers import AutoTokenizer
 
@@ -99,7 +118,28 @@ def load_training_tokenizer(name: str | os.PathLike, max_seq_length: int,
 
 
 class EncodedDataset(Dataset):
-    """Token ids (unpadded) and integer labels of one split."""
+    """Token ids (unpadded) and integer labels of one split.
+
+    Parameters
+    ----------
+    input_ids : sequence of sequence of int
+        Token ids of each example (from :func:`dask_classify.tokenize.tokenize`).
+    labels : numpy.ndarray of int
+        Label id of each example.
+
+    Raises
+    ------
+    ValueError
+        When ``input_ids`` and ``labels`` differ in length.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dask_classify.train.datamodule import EncodedDataset
+    >>> ds = EncodedDataset([[2, 5, 3], [2, 3]], np.array([1, 0]))
+    >>> len(ds), ds[0]
+    (2, ([2, 5, 3], 1))
+    """
 
     def __init__(self, input_ids: Sequence[Sequence[int]], labels: np.ndarray) -> None:
         if len(input_ids) != len(labels):
@@ -115,7 +155,23 @@ class EncodedDataset(Dataset):
 
 
 class PadCollator:
-    """Collate ``(ids, label)`` pairs into a :class:`Batch` (picklable, for worker processes)."""
+    """Collate ``(ids, label)`` pairs into a padded batch (picklable, for worker processes).
+
+    Called on a list of ``(ids, label)`` pairs, returns a dict of ``input_ids`` and
+    ``attention_mask`` (int64, right-padded to the batch's longest row) and ``labels``.
+
+    Parameters
+    ----------
+    pad_id : int
+        The tokenizer's padding id.
+
+    Examples
+    --------
+    >>> from dask_classify.train.datamodule import PadCollator
+    >>> batch = PadCollator(pad_id=0)([([2, 5, 3], 1), ([2, 3], 0)])
+    >>> batch["input_ids"].tolist(), batch["attention_mask"].tolist(), batch["labels"].tolist()
+    ([[2, 5, 3], [2, 3, 0]], [[1, 1, 1], [1, 1, 0]], [1, 0])
+    """
 
     def __init__(self, pad_id: int) -> None:
         self.pad_id = int(pad_id)
@@ -132,6 +188,18 @@ def class_weights(labels: Sequence[int] | np.ndarray, num_classes: int) -> list[
     The "balanced" heuristic (as in NeMo and scikit-learn): every class then contributes the same
     total weight to the loss. A class absent from the training data gets weight 0 (it never
     appears as a target, so its weight has no effect).
+
+    Parameters
+    ----------
+    labels : sequence of int or numpy.ndarray
+        Label id of each training example (ids ``0 .. num_classes - 1``).
+    num_classes : int
+        Number of classes.
+
+    Returns
+    -------
+    list of float
+        One weight per class, in id order.
 
     Examples
     --------
@@ -152,6 +220,17 @@ class LengthGroupedSampler(Sampler[int]):
     on SST-2 about 3x fewer tokens than random batches. The same idea as Hugging Face's
     ``group_by_length``. Randomness comes from torch's global generator, as for
     ``RandomSampler``, so seeding makes it reproducible.
+
+    Parameters
+    ----------
+    lengths : sequence of int
+        Number of tokens of each example.
+    batch_size : int
+        The loader's batch size.
+    shuffle : bool, default True
+        False: one deterministic pass, longest first (for evaluation).
+    chunk_batches : int, default 50
+        Batches per length-sorted chunk; larger means less padding but less randomness.
 
     Examples
     --------
@@ -220,6 +299,11 @@ class TextClassificationDataModule(L.LightningDataModule):
     >>> dm = TextClassificationDataModule(cfg.model, tok).load()
     >>> dm.num_classes, len(dm.datasets["train_ds"])
     (2, 2)
+    >>> dm.has("train_ds"), dm.has("test_ds")
+    (True, False)
+    >>> batch = next(iter(dm.train_dataloader()))
+    >>> sorted(batch), batch["labels"].shape[0] <= 2
+    (['attention_mask', 'input_ids', 'labels'], True)
     """
 
     def __init__(self, cfg: DictConfig, tokenizer: Any) -> None:
@@ -308,6 +392,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         return self
 
     def setup(self, stage: str | None = None) -> None:
+        """Lightning hook: :meth:`load` (a no-op after the first call)."""
         self.load()
 
     # ------------------------------------------------------------------ derived values
@@ -317,6 +402,10 @@ class TextClassificationDataModule(L.LightningDataModule):
         return class_weights(self.datasets["train_ds"].labels, int(self.num_classes))
 
     def has(self, split: str) -> bool:
+        """Whether ``split`` (``"train_ds"``, ``"validation_ds"``, ``"test_ds"``) has data.
+
+        Before :meth:`load`: whether a file is configured for it; after: whether it was loaded.
+        """
         return split in self.datasets or (not self._loaded and self._file(split) is not None)
 
     # ------------------------------------------------------------------ loaders
@@ -342,10 +431,20 @@ class TextClassificationDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        """Loader of the training split, as ``model.train_ds`` configures it (padded batches)."""
         return self._loader("train_ds")
 
     def val_dataloader(self) -> DataLoader:
+        """Loader of the validation split (``model.validation_ds``).
+
+        Without a validation file, :meth:`load` replaces this hook with None on the instance,
+        which Lightning reads as "no validation".
+        """
         return self._loader("validation_ds")
 
     def test_dataloader(self) -> DataLoader:
+        """Loader of the test split (``model.test_ds``).
+
+        Without a test file, :meth:`load` replaces this hook with None on the instance.
+        """
         return self._loader("test_ds")

@@ -64,6 +64,18 @@ def build_metrics(num_classes: int) -> MetricCollection:
     num_classes : int
         Number of classes (labels ``0 .. num_classes - 1``).
 
+    Returns
+    -------
+    torchmetrics.MetricCollection
+        ``confusion_matrix`` and ``{precision,recall,f1}_{micro,macro,weighted,per_class}``;
+        feed it ``update(preds, target)`` with label ids, then pass ``compute()`` to
+        :func:`report_from_metrics`.
+
+    Raises
+    ------
+    ValueError
+        When ``num_classes`` is below 2.
+
     Examples
     --------
     >>> import torch
@@ -99,6 +111,13 @@ def report_from_metrics(computed: dict[str, torch.Tensor],
                         labels: Sequence[str] | dict[int, str] | None = None) -> dict[str, Any]:
     """Turn :func:`build_metrics`' ``compute()`` output into a plain-Python report dict.
 
+    Parameters
+    ----------
+    computed : dict of str to torch.Tensor
+        ``build_metrics(n).compute()`` (on any device).
+    labels : sequence of str or dict of int to str, optional
+        Label names in id order (default ``"0"``, ``"1"``, ...).
+
     Returns
     -------
     dict
@@ -106,6 +125,22 @@ def report_from_metrics(computed: dict[str, torch.Tensor],
         ``per_class``: ``{label_name: {label_id, precision, recall, f1, support}}`` in id order;
         ``labels`` (names in id order); ``num_samples``; ``confusion_matrix`` (rows: true label,
         columns: predicted label). Scores are fractions in ``[0, 1]``.
+
+    Raises
+    ------
+    ValueError
+        When the number of label names differs from the number of classes.
+
+    Examples
+    --------
+    >>> import torch
+    >>> metrics = build_metrics(2)
+    >>> metrics.update(torch.tensor([0, 1, 1]), torch.tensor([0, 1, 0]))
+    >>> report = report_from_metrics(metrics.compute(), ["neg", "pos"])
+    >>> round(report["accuracy"], 4), report["confusion_matrix"]
+    (0.6667, [[1, 1], [0, 1]])
+    >>> {k: round(v, 4) for k, v in report["per_class"]["pos"].items()}
+    {'label_id': 1, 'precision': 0.5, 'recall': 1.0, 'f1': 0.6667, 'support': 1}
     """
     matrix = computed["confusion_matrix"].detach().to("cpu", torch.long)
     num_classes = int(matrix.shape[0])
@@ -172,6 +207,16 @@ def classification_report(preds: Any, target: Any, num_classes: int | None = Non
     ValueError
         If the lengths differ, the inputs are empty, or a label id is outside
         ``0 .. num_classes - 1``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dask_classify.train.metrics import classification_report
+    >>> report = classification_report(np.array([0, 2, 1, 1]), np.array([0, 1, 1, 2]))
+    >>> report["labels"], report["num_samples"], round(report["macro"]["f1"], 4)
+    (['0', '1', '2'], 4, 0.5)
+    >>> report["confusion_matrix"]
+    [[1, 0, 0], [0, 1, 1], [0, 1, 0]]
     """
     preds_t, target_t = _as_long_tensor(preds), _as_long_tensor(target)
     if preds_t.shape != target_t.shape:
@@ -194,6 +239,18 @@ def flat_metrics(report: dict[str, Any], prefix: str = "") -> dict[str, float]:
     """Scalars of a report for a logger: ``{prefix}accuracy``, ``{prefix}f1_macro``, ...,
     and per class ``{prefix}f1_class_{id}``.
 
+    Parameters
+    ----------
+    report : dict
+        From :func:`classification_report` or :func:`report_from_metrics`.
+    prefix : str, default ""
+        Put before every key (``"val_"``, ``"test_"``).
+
+    Returns
+    -------
+    dict of str to float
+        Accuracy, precision/recall/F1 for each average and for each class id.
+
     Examples
     --------
     >>> import torch
@@ -212,7 +269,26 @@ def flat_metrics(report: dict[str, Any], prefix: str = "") -> dict[str, float]:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """The report as a text table (NeMo's layout: percentages, per class then averages)."""
+    """The report as a text table (NeMo's layout: percentages, per class then averages).
+
+    Parameters
+    ----------
+    report : dict
+        From :func:`classification_report` or :func:`report_from_metrics`.
+
+    Returns
+    -------
+    str
+        One row per class (``name (label_id: i)``), a rule, then the micro, macro and weighted
+        averages; precision, recall and F1 in percent (2 decimals) and the support.
+
+    Examples
+    --------
+    >>> import torch
+    >>> rep = classification_report(torch.tensor([1, 1]), torch.tensor([1, 0]), labels=["n", "p"])
+    >>> print(format_report(rep).splitlines()[2])
+    p (label_id: 1)            50.00    100.00     66.67         1
+    """
     rows = [(f"{name} (label_id: {row['label_id']})", row)
             for name, row in report["per_class"].items()]
     rows_avg = [(f"{average} avg", report[average]) for average in AVERAGES]
@@ -230,6 +306,16 @@ def format_report(report: dict[str, Any]) -> str:
 
 def format_confusion_matrix(report: dict[str, Any]) -> str:
     """The confusion matrix as text: rows are true labels, columns predicted labels.
+
+    Parameters
+    ----------
+    report : dict
+        From :func:`classification_report` or :func:`report_from_metrics`.
+
+    Returns
+    -------
+    str
+        A header of label names, then one line of counts per true label.
 
     Examples
     --------
@@ -254,7 +340,29 @@ def format_confusion_matrix(report: dict[str, Any]) -> str:
 
 
 def write_json(obj: Any, path: str | os.PathLike) -> Path:
-    """Write ``obj`` as indented JSON (creating the folder); returns the path."""
+    """Write ``obj`` as indented JSON (creating the folder); returns the path.
+
+    Parameters
+    ----------
+    obj : object
+        Anything ``json.dumps`` accepts.
+    path : str or path-like
+        Output file (its parent folders are created; an existing file is overwritten).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> from dask_classify.train.metrics import write_json
+    >>> path = write_json({"f1": 0.5}, Path(tempfile.mkdtemp()) / "out" / "report.json")
+    >>> json.loads(path.read_text())
+    {'f1': 0.5}
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
@@ -262,7 +370,30 @@ def write_json(obj: Any, path: str | os.PathLike) -> Path:
 
 
 def write_confusion_matrix_json(report: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write ``{"labels", "matrix", "rows": "true", "columns": "predicted"}`` as JSON."""
+    """Write ``{"labels", "matrix", "rows": "true", "columns": "predicted"}`` as JSON.
+
+    Parameters
+    ----------
+    report : dict
+        From :func:`classification_report` or :func:`report_from_metrics`.
+    path : str or path-like
+        Output file (parent folders are created).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Examples
+    --------
+    >>> import json, tempfile, torch
+    >>> from pathlib import Path
+    >>> rep = classification_report(torch.tensor([0, 1, 1]), torch.tensor([0, 1, 0]),
+    ...                             labels=["neg", "pos"])
+    >>> path = write_confusion_matrix_json(rep, Path(tempfile.mkdtemp()) / "cm.json")
+    >>> json.loads(path.read_text())
+    {'labels': ['neg', 'pos'], 'matrix': [[1, 1], [0, 1]], 'rows': 'true', 'columns': 'predicted'}
+    """
     return write_json({"labels": report["labels"], "matrix": report["confusion_matrix"],
                        "rows": "true", "columns": "predicted"}, path)
 
@@ -271,10 +402,34 @@ def write_confusion_matrix_png(report: dict[str, Any], path: str | os.PathLike,
                                title: str = "Confusion matrix") -> Path:
     """Draw the confusion matrix (counts in each cell) to a PNG with matplotlib's Agg backend.
 
+    Parameters
+    ----------
+    report : dict
+        From :func:`classification_report` or :func:`report_from_metrics`.
+    path : str or path-like
+        Output file (parent folders are created).
+    title : str, default "Confusion matrix"
+        The figure's title.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
     Raises
     ------
     ImportError
         If matplotlib (part of the ``[train]`` extra) is not installed.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> rep = classification_report(torch.tensor([0, 1, 1]), torch.tensor([0, 1, 0]),
+    ...                             labels=["neg", "pos"])
+    >>> path = write_confusion_matrix_png(rep, Path(tempfile.mkdtemp()) / "cm.png")
+    >>> path.read_bytes()[:4]
+    b'\x89PNG'
     """
     try:
         import matplotlib

@@ -40,10 +40,29 @@ def freeze_unused_parameters(model: Deberta) -> list[str]:
     them; freezing them changes nothing numerically (they never get a gradient). Their weights
     are still saved with the checkpoint.
 
+    Parameters
+    ----------
+    model : Deberta
+        The classifier; changed in place (``requires_grad`` off for unused parameters). Its
+        training/eval mode is restored and its gradients are cleared.
+
     Returns
     -------
     list of str
         The names of the frozen parameters.
+
+    Examples
+    --------
+    >>> from dask_classify import Deberta
+    >>> from dask_classify.testing import tiny_backbone_config
+    >>> from dask_classify.train.module import freeze_unused_parameters
+    >>> cfg = {"base_model": "tiny", "id2label": {"0": "neg", "1": "pos"},
+    ...        "backbone_config": tiny_backbone_config("bert", vocab_size=100)}
+    >>> model = Deberta(cfg)
+    >>> freeze_unused_parameters(model)  # BERT's pooler is never used
+    ['model.pooler.dense.weight', 'model.pooler.dense.bias']
+    >>> model.model.pooler.dense.weight.requires_grad, model.fc.weight.requires_grad
+    (False, True)
     """
     was_training = model.training
     model.train()
@@ -69,6 +88,24 @@ def predict_probabilities(model: Deberta, tokenizer: Any, texts: Sequence[str],
     """Class probabilities of ``texts`` with an in-memory model (float32, ``(n, num_labels)``).
 
     Tokenizes like the classifier does at inference (same truncation, right padding per batch).
+
+    Parameters
+    ----------
+    model : Deberta
+        The classifier, on any device; evaluated in eval mode, its mode is restored afterwards.
+    tokenizer : transformers tokenizer
+        The model's tokenizer.
+    texts : sequence of str
+        The texts to classify.
+    max_seq_length : int
+        Token limit per text.
+    batch_size : int, default 64
+        Texts per forward pass.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape ``(len(texts), num_labels)``
+        Each row sums to 1.
 
     Examples
     --------
@@ -123,6 +160,35 @@ class TextClassificationModule(L.LightningModule):
         The full report of each validation run (same order as ``val_history``).
     last_val_report, test_report : dict or None
         The latest full reports (see :func:`dask_classify.train.metrics.report_from_metrics`).
+    frozen_parameters : list of str
+        Parameters excluded from training (see :func:`freeze_unused_parameters`).
+
+    Raises
+    ------
+    ValueError
+        When the number of class weights differs from the number of labels.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from dask_classify import Deberta
+    >>> from dask_classify.testing import tiny_backbone_config
+    >>> from dask_classify.train.module import TextClassificationModule
+    >>> cfg = {"base_model": "tiny", "id2label": {"0": "neg", "1": "pos"},
+    ...        "backbone_config": tiny_backbone_config("bert", vocab_size=100)}
+    >>> optim = {"name": "adamw", "lr": 2e-5, "betas": [0.9, 0.999], "momentum": 0.9,
+    ...          "weight_decay": 0.01, "sched": {"name": "WarmupAnnealing", "warmup_ratio": 0.1}}
+    >>> module = TextClassificationModule(Deberta(cfg), optim, class_weights=[1.0, 3.0])
+    >>> module.label_names, module.class_weights.tolist()
+    (['neg', 'pos'], [1.0, 3.0])
+    >>> ids = torch.tensor([[2, 7, 3]])
+    >>> tuple(module(ids, torch.ones_like(ids)).shape)  # logits
+    (1, 2)
+
+    Training goes through Lightning (see :func:`dask_classify.train.train`):
+
+    >>> import lightning as L  # doctest: +SKIP
+    >>> L.Trainer(max_epochs=1).fit(module, datamodule=data)  # doctest: +SKIP
     """
 
     def __init__(self, model: Deberta, optim: dict[str, Any],
@@ -153,9 +219,11 @@ class TextClassificationModule(L.LightningModule):
 
     # ------------------------------------------------------------------ steps
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The classifier's logits, shape ``(batch, num_labels)`` (see :meth:`Deberta.logits`)."""
         return self.model.logits(input_ids, attention_mask)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Cross-entropy (class-weighted when configured) of one batch; logs ``train_loss``."""
         logits = self(batch["input_ids"], batch["attention_mask"])
         loss = F.cross_entropy(logits.float(), batch["labels"], weight=self.class_weights)
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True,
@@ -169,9 +237,11 @@ class TextClassificationModule(L.LightningModule):
         metrics.update(logits.argmax(dim=-1), batch["labels"])
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Accumulate the unweighted loss and the metrics of one validation batch."""
         self._eval_step(batch, self.val_metrics, self.val_loss)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Accumulate the unweighted loss and the metrics of one test batch."""
         self._eval_step(batch, self.test_metrics, self.test_loss)
 
     def _epoch_report(self, metrics: Any, mean: MeanMetric, prefix: str) -> dict[str, Any] | None:
@@ -199,6 +269,7 @@ class TextClassificationModule(L.LightningModule):
         return report
 
     def on_validation_epoch_end(self) -> None:
+        """Compute, log and (optionally) print the validation report; append to the history."""
         report = self._epoch_report(self.val_metrics, self.val_loss, "val_")
         if report is None:
             return
@@ -210,10 +281,19 @@ class TextClassificationModule(L.LightningModule):
         self.val_reports.append(report)
 
     def on_test_epoch_end(self) -> None:
+        """Compute, log and (optionally) print the test report; keep it as ``test_report``."""
         self.test_report = self._epoch_report(self.test_metrics, self.test_loss, "test_")
 
     # ------------------------------------------------------------------ optimiser
     def configure_optimizers(self) -> dict[str, Any]:
+        """The optimizer (no weight decay on biases and norms) and a per-step warmup schedule.
+
+        Raises
+        ------
+        ConfigError
+            An unknown optimizer, or a run without ``max_epochs``/``max_steps`` (the schedule
+            needs the number of steps).
+        """
         from transformers import (
             get_constant_schedule_with_warmup,
             get_cosine_schedule_with_warmup,

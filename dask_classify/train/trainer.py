@@ -68,6 +68,18 @@ class TrainResult:
         The trained model in memory (CPU, eval mode), holding the best model's weights.
     tokenizer
         Its tokenizer.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from dask_classify.train import TrainResult, default_config
+    >>> result = TrainResult(exp_dir=Path("runs/sst2"), best_model=Path("runs/sst2/best_model"),
+    ...                      best_checkpoint=None, last_checkpoint=None, monitor="val_f1_macro",
+    ...                      best_score=0.91, best_epoch=2, history=[], val_report=None,
+    ...                      test_report=None, config=default_config())
+    >>> summary = result.to_dict()
+    >>> summary["best_model"], summary["monitor"], summary["best_score"]
+    ('runs/sst2/best_model', 'val_f1_macro', 0.91)
     """
 
     exp_dir: Path
@@ -85,7 +97,13 @@ class TrainResult:
     tokenizer: Any = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable summary (no model, no tokenizer)."""
+        """A JSON-serialisable summary (no model, no tokenizer, no config).
+
+        Returns
+        -------
+        dict
+            The fields as written to ``<exp_dir>/train_result.json`` (paths as strings).
+        """
         return {
             "exp_dir": str(self.exp_dir),
             "best_model": None if self.best_model is None else str(self.best_model),
@@ -112,6 +130,20 @@ def export_checkpoint(model: Deberta, tokenizer: Any, folder: str | os.PathLike)
     The checkpoint is written into a hidden temporary folder beside ``folder`` and renamed into
     place, so an interrupted run leaves the previous complete ``folder`` (or none), never a
     half-written one.
+
+    Parameters
+    ----------
+    model : Deberta
+        The classifier to save.
+    tokenizer : transformers tokenizer
+        Saved with it.
+    folder : str or path-like
+        The checkpoint folder; an existing one is replaced. Its parent is created if missing.
+
+    Returns
+    -------
+    pathlib.Path
+        ``folder``, loadable with :func:`dask_classify.load_model`.
 
     Examples
     --------
@@ -151,6 +183,38 @@ class BestModelExport(Callback):
     With ``monitor=None`` the model is exported at the end of every training epoch. The best
     score travels in Lightning checkpoints, so a resumed run keeps comparing against it. Only
     the global rank 0 writes.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        Where the best model is exported (see :func:`export_checkpoint`).
+    tokenizer : transformers tokenizer
+        Saved with the model.
+    monitor : str or None
+        A logged validation metric (``"val_f1_macro"``, ``"val_loss"``); None exports after
+        every training epoch.
+    mode : {"max", "min"}, default "max"
+        Whether a larger or a smaller ``monitor`` value is better.
+
+    Attributes
+    ----------
+    best_score : float or None
+        The best ``monitor`` value so far.
+    best_epoch : int or None
+        The epoch it was reached in (the last exported epoch when ``monitor`` is None).
+    export_step : int or None
+        The global step of the last export in this run.
+
+    Examples
+    --------
+    >>> from dask_classify.train.trainer import BestModelExport
+    >>> export = BestModelExport("runs/sst2/best_model", tokenizer=None, monitor="val_loss",
+    ...                          mode="min")
+    >>> export.load_state_dict({"best_score": 0.35, "best_epoch": 3})  # as when resuming
+    >>> export.state_dict()
+    {'best_score': 0.35, 'best_epoch': 3}
+    >>> import lightning as L  # doctest: +SKIP
+    >>> L.Trainer(callbacks=[export]).fit(module, datamodule=data)  # doctest: +SKIP
     """
 
     def __init__(self, folder: str | os.PathLike, tokenizer: Any, monitor: str | None,
@@ -177,6 +241,13 @@ class BestModelExport(Callback):
         self.export_step = int(trainer.global_step)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: TextClassificationModule) -> None:
+        """Export the model when ``monitor`` improved (skipped in the sanity check).
+
+        Raises
+        ------
+        ConfigError
+            When ``monitor`` was not logged; the message lists the validation metrics that were.
+        """
         if self.monitor is None or trainer.sanity_checking:
             return
         value = trainer.callback_metrics.get(self.monitor)
@@ -192,14 +263,17 @@ class BestModelExport(Callback):
             self._export(trainer, pl_module)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: TextClassificationModule) -> None:
+        """Export the model after every training epoch when ``monitor`` is None."""
         if self.monitor is None:
             self.best_epoch = int(trainer.current_epoch)
             self._export(trainer, pl_module)
 
     def state_dict(self) -> dict[str, Any]:
+        """``best_score`` and ``best_epoch``, saved in Lightning checkpoints."""
         return {"best_score": self.best_score, "best_epoch": self.best_epoch}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore ``best_score`` and ``best_epoch`` from a checkpoint (resuming a run)."""
         self.best_score = state_dict.get("best_score")
         self.best_epoch = state_dict.get("best_epoch")
 
