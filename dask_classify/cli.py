@@ -180,6 +180,27 @@ def make_classifier(args: argparse.Namespace):
     return dask_classify.DistributedDataClassifier(model, **kwargs)
 
 
+def _close_quietly(client: Any, owned: bool) -> None:
+    """Close the client (and the cluster we started) without shutdown noise.
+
+    Closing while the progress bar's feed is still being torn down makes distributed log a
+    ``CancelledError`` traceback at ERROR level although nothing went wrong; the job's own
+    errors have been raised (and reported) before this point.
+    """
+    import logging
+
+    quiet = logging.getLogger("distributed")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        cluster = getattr(client, "cluster", None) if owned else None
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    finally:
+        quiet.setLevel(level)
+
+
 def _start_client(args: argparse.Namespace):
     from dask_classify import get_client
 
@@ -261,10 +282,7 @@ def _cmd_classify(args: argparse.Namespace) -> int:
         elapsed = time.perf_counter() - started
     finally:
         if client is not None:
-            cluster = getattr(client, "cluster", None) if owned else None
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            _close_quietly(client, owned)
     totals["seconds"] = round(elapsed, 3)
     totals["docs_per_second"] = round(totals["rows_in"] / elapsed, 1) if elapsed else None
     totals["inputs"] = len(todo)

@@ -378,5 +378,10 @@ def run_model(
             if results is None:
                 results = np.empty((n, out.shape[1]), dtype=np.float32)
             results[rows] = out
+        if device.startswith("cuda"):
+            # Give the partition's activations back to the GPU before the next partition (other
+            # models and cudf share the device); the weights stay cached.
+            del ids, mask, out
+            torch.cuda.empty_cache()
     assert results is not None
     return results

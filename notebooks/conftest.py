@@ -25,6 +25,8 @@ def pytest_collection_modifyitems(config, items):
         for item in notebooks:
             if "04_multi_gpu" in str(item.fspath):
                 item.add_marker(skip)
+    # CI-sized corpora (the notebooks default to larger ones when run by hand).
+    os.environ.setdefault("DASK_CLASSIFY_ROWS", "600")
     if any("02_train" in str(item.fspath) for item in notebooks):
         if "DASK_CLASSIFY_ENCODER" not in os.environ:
             from dask_classify.testing import build_tiny_encoder, default_corpus

@@ -13,4 +13,4 @@ fi
 .venv/bin/python -m pip install -q -e ".[dev]"
 .venv/bin/ruff check dask_classify tests benchmarks
 # pytest exits 5 when it collects nothing: that is a failure here too.
-.venv/bin/python -m pytest tests dask_classify --doctest-modules "$@"
+.venv/bin/python -m pytest tests dask_classify notebooks --doctest-modules --nbmake "$@"

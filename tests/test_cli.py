@@ -61,7 +61,7 @@ def test_classify_every_format(tmp_path, frame, expected, bert_ckpt, in_fmt, out
     assert result["preds"].fillna("-").tolist() == expected["preds"].fillna("-").tolist()
     got = np.array([list(p) for p in result["p"] if p is not None and not isinstance(p, float)])
     want = np.array([p for p in expected["p"] if p is not None])
-    np.testing.assert_allclose(got, want, atol=1e-6)
+    np.testing.assert_allclose(got, want, atol=1e-5)  # other blocks, other batches: fp32 noise
     printed = capsys.readouterr().out
     assert "rows in: 120  rows out: 120  null text: 1" in printed
     summary = json.loads((out / "_summary.json").read_text())
