@@ -142,3 +142,38 @@ def test_two_jobs_with_different_models_at_once(deberta_ckpt, bert_ckpt, ag_news
         np.testing.assert_allclose(np.array(result["p"].tolist()), np.array(alone["p"].tolist()),
                                    atol=1e-5)  # other partitions, other padding: fp32 noise
     assert ra["preds"].tolist() != rb["preds"].tolist()  # really two different models
+
+
+def test_cli_killed_mid_write_then_rerun_gives_complete_output(tmp_path, bert_ckpt,
+                                                               ag_news_texts):
+    import subprocess
+    import sys
+
+    src = tmp_path / "docs.jsonl"
+    rows = pd.DataFrame({"i": np.arange(4000), "text": (ag_news_texts * 2)[:4000]})
+    rows.to_json(src, orient="records", lines=True)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "dask_classify", "classify", str(src), "--model",
+           str(bert_ckpt), "--output", str(out), "--blocksize", "16KiB", "--no-progress",
+           "--dashboard-address", "none", "--batch-size", "8"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:  # wait until part files are being written
+            temps = list(out.glob(".docs.parquet.tmp-*/part.*")) if out.exists() else []
+            if temps:
+                break
+            time.sleep(0.05)
+        assert temps, "the run never started writing"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not (out / "docs.parquet").exists()  # nothing that looks finished
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    parts = sorted((out / "docs.parquet").glob("part.*.parquet"))
+    result = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    assert result["i"].tolist() == list(range(4000))  # complete, no duplicates, in order
+    assert sorted(p.name for p in out.iterdir()) == ["_summary.json", "docs.parquet"]
