@@ -4,8 +4,13 @@ Steps (all offline, about 10-20 minutes on a 2-core CPU):
 1. convert SST-2 (``../shared/data/sst2``) with ``dask-classify convert`` (train / dev / test);
 2. train a SentencePiece tokenizer on the training sentences and save a randomly initialised
    small DeBERTa-v2 encoder (hidden 128, 2 layers) as the "pretrained" encoder folder;
-3. ``dask-classify train --config recipes/sst2_sentiment/train.yaml`` with the paths filled in;
-4. ``dask-classify evaluate`` on GLUE SST-2 dev, then copy ``best_model`` into
+3. stage 1: ``dask-classify train --config recipes/sst2_sentiment/train.yaml`` on all training
+   phrases, with the paths filled in;
+4. stage 2: the stage-1 encoder is trained again (fresh head, 2 epochs, lr 3e-4) on the
+   training phrases of at least 8 words, selected on the held-out phrases of at least 8 words.
+   Stage 1 sees mostly 2-5 word phrases; GLUE dev is whole sentences (median 19 words), and this
+   step moved dev accuracy from 0.795 to 0.800 in the measured run;
+5. ``dask-classify evaluate`` on GLUE SST-2 dev, then copy ``best_model`` into
    ``dask_classify/models/sst2-sentiment`` with a model card holding the measured numbers.
 
 Usage: ``python recipes/sst2_sentiment/build.py [--work runs/sst2-sentiment] [key=value ...]``
@@ -23,6 +28,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 TARGET = ROOT / "dask_classify" / "models" / "sst2-sentiment"
+MIN_WORDS_STAGE2 = 8
 ENCODER = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
                intermediate_size=512, hidden_dropout_prob=0.1,
                attention_probs_dropout_prob=0.1, initializer_range=0.02)
@@ -70,7 +76,26 @@ def main(argv: list[str] | None = None) -> int:
     ]
     cfg = load_config(HERE / "train.yaml", overrides)
     started = time.perf_counter()
-    result = train(cfg)
+    stage1 = train(cfg)
+
+    # Stage 2: longer phrases only, starting from the stage-1 encoder.
+    from dask_classify.train.data import write_tsv
+
+    stage2 = work / "encoder-stage2"
+    stage1.model.model.save_pretrained(stage2)
+    stage1.tokenizer.save_pretrained(stage2)
+    for split in ("train", "dev"):
+        frame = read_tsv(data / f"{split}.tsv")
+        frame = frame[frame["sentence"].str.split().str.len() >= MIN_WORDS_STAGE2]
+        write_tsv(data / f"{split}_long.tsv", frame["sentence"], frame["label"])
+    cfg2 = load_config(HERE / "train.yaml", overrides + [
+        f"model.language_model.pretrained_model_name={stage2}",
+        f"model.train_ds.file_path={data / 'train_long.tsv'}",
+        f"model.validation_ds.file_path={data / 'dev_long.tsv'}",
+        f"exp_manager.exp_dir={work / 'exp-stage2'}",
+        "trainer.max_epochs=2", "model.optim.lr=3e-4",
+    ])
+    result = train(cfg2)
     train_seconds = time.perf_counter() - started
     report = evaluate(result.best_model, data / "test.tsv", output_dir=work / "eval",
                       batch_size=256, verbose=True)
@@ -107,14 +132,15 @@ not state of the art: use it to try the tool, then train or pick a stronger mode
 | size | {size / 1e6:.1f} MB on disk ({weights / 1e6:.1f} MB weights, safetensors) |
 | format | NVIDIA classifier checkpoint (`config.json` with `base_model`, `fc_dropout`, `id2label`) |
 | data | SST-2 (GLUE) from `../shared/data/sst2`: {counts['train']:,} training phrases, {counts['dev']:,} held out for model selection |
-| recipe | `recipes/sst2_sentiment/train.yaml`, run by `python recipes/sst2_sentiment/build.py` |
+| recipe | `recipes/sst2_sentiment/train.yaml`, run by `python recipes/sst2_sentiment/build.py`: stage 1 on all training phrases (2 epochs, lr 1e-3), stage 2 on the phrases of 8+ words (2 epochs, lr 3e-4) |
 | training time | {seconds / 60:.1f} min on a 2-core CPU |
 | **accuracy, SST-2 dev (GLUE, 872 sentences)** | **{report['accuracy']:.4f}** |
 | macro F1, SST-2 dev | {f1 if f1 is None else format(f1, '.4f')} |
 
 Limitations: English movie-review sentences; trained on lower-cased, tokenised phrases, so
-it is less sure on long, informal or domain-shifted text; inputs longer than
-{cfg.model.dataset.max_seq_length} tokens are truncated.
+it is less sure on long, informal or domain-shifted text. It was trained on inputs of at most
+{cfg.model.dataset.max_seq_length} tokens; at inference the tokenizer's limit (`model_max_length`
+in `tokenizer_config.json`) applies unless `max_seq_length` is given.
 
 Data: Stanford Sentiment Treebank (Socher et al., 2013) via GLUE (Wang et al., 2019).
 """
