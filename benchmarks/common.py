@@ -292,6 +292,10 @@ def matmul_peak(n: int = 2048, reps: int = 10, threads: int | None = None,
 class PeakRSS:
     """Sample the resident memory of this process and its child processes while a block runs.
 
+    The processes are listed once, when the block starts (the Dask workers exist by then), and
+    only their ``/proc/<pid>/statm`` is read afterwards: listing processes takes milliseconds of
+    Python holding the GIL, which would slow an in-process worker's forward passes.
+
     Attributes (after the block)
     ----------------------------
     start_mb : float
@@ -304,19 +308,19 @@ class PeakRSS:
         Highest RSS of each process seen (workers of a process cluster are children).
     """
 
-    def __init__(self, interval: float = 0.02) -> None:
+    def __init__(self, interval: float = 0.05) -> None:
         self.interval = interval
         self.start_mb = self.peak_mb = 0.0
         self.peak_by_pid_mb: dict[int, float] = {}
+        self._procs: list[Any] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _sample(self) -> float:
         import psutil
 
-        me = psutil.Process()
         total = 0.0
-        for proc in [me, *me.children(recursive=True)]:
+        for proc in self._procs:
             with contextlib.suppress(psutil.Error):
                 rss = proc.memory_info().rss / MB
                 total += rss
@@ -330,6 +334,10 @@ class PeakRSS:
             self._sample()
 
     def __enter__(self) -> PeakRSS:
+        import psutil
+
+        me = psutil.Process()
+        self._procs = [me, *me.children(recursive=True)]
         self.start_mb = self._sample()
         self.peak_mb = self.start_mb
         self._thread = threading.Thread(target=self._run, name="peak-rss", daemon=True)
@@ -379,25 +387,9 @@ def calibrate_head(model: Any, head: Any, tokenizer: Any, texts: Sequence[str],
     margins; a standardised random projection gives both labels with clear margins (like a
     trained head), so label agreement between two runtimes means something.
     """
-    import torch
+    from dask_classify.testing import calibrate_head as calibrate
 
-    feats: list[torch.Tensor] = []
-    hook = head.register_forward_hook(lambda mod, inp, out: feats.append(inp[0].detach()))
-    try:
-        with torch.inference_mode():
-            enc = tokenizer(list(texts)[:256], padding=True, truncation=True, max_length=128,
-                            return_tensors="pt", return_token_type_ids=False)
-            model.eval()(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
-    finally:
-        hook.remove()
-    x = feats[0].reshape(-1, head.in_features).double()
-    gen = torch.Generator().manual_seed(seed)
-    proj = torch.randn(head.out_features, head.in_features, generator=gen, dtype=torch.float64)
-    raw = x @ proj.T
-    mu, sd = raw.mean(0), raw.std(0).clamp_min(1e-12)
-    with torch.no_grad():
-        head.weight.copy_((proj * (spread / sd)[:, None]).float())
-        head.bias.copy_((-mu * spread / sd).float())
+    calibrate(model, head, tokenizer, texts, seed=seed, spread=spread, max_length=128)
 
 
 def build_minilm_checkpoint(folder: Path, source: Path, texts: Sequence[str]) -> Path:

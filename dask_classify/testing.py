@@ -274,15 +274,33 @@ def tiny_backbone_config(model_type: str = "deberta-v2", vocab_size: int = 2000,
     return AutoConfig.for_model(model_type, **common).to_dict()
 
 
-def _calibrate_head(model: torch.nn.Module, head: torch.nn.Linear, tokenizer: Any,
-                    texts: Sequence[str], seed: int, center: float = 0.0,
-                    spread: float = 2.0) -> None:
+def calibrate_head(model: torch.nn.Module, head: torch.nn.Linear, tokenizer: Any,
+                   texts: Sequence[str], seed: int = 0, center: float = 0.0,
+                   spread: float = 2.0, max_length: int = 64) -> None:
     """Re-draw ``head`` so its outputs on ``texts`` have mean ``center`` and std ``spread``.
 
     A randomly initialised encoder maps every text to nearly the same [CLS] vector, so a head
     drawn at std 0.02 gives near-uniform probabilities and one label for everything. Standardising
     a random projection over a sample of real texts gives varied labels with clear margins, like
     a trained model, so tests can tell a right answer from a wrong one.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from dask_classify.model import load_model, load_tokenizer
+    >>> from dask_classify.testing import build_tiny_deberta_checkpoint, calibrate_head
+    >>> texts = ["good film", "bad film", "a fine day", "rain again", "so dull", "loved it",
+    ...          "what a mess", "pure joy"]
+    >>> folder = build_tiny_deberta_checkpoint(tempfile.mkdtemp(), ["a", "b"], tokenizer="bert",
+    ...                                        texts=texts)
+    >>> model, _ = load_model(folder)
+    >>> tok = load_tokenizer(folder)
+    >>> calibrate_head(model, model.fc, tok, texts, center=3.0, spread=1.0)
+    >>> enc = tok(texts, padding=True, return_tensors="pt")
+    >>> with torch.no_grad():
+    ...     out = model.logits(enc["input_ids"], enc["attention_mask"])
+    >>> round(float(out.mean()), 3)
+    3.0
     """
     feats: list[torch.Tensor] = []
     hook = head.register_forward_hook(lambda mod, inp, out: feats.append(inp[0].detach()))
@@ -291,7 +309,7 @@ def _calibrate_head(model: torch.nn.Module, head: torch.nn.Linear, tokenizer: An
         sample += list(_FALLBACK_CORPUS)
     try:
         with torch.no_grad():
-            enc = tokenizer(sample, padding=True, truncation=True, max_length=64,
+            enc = tokenizer(sample, padding=True, truncation=True, max_length=max_length,
                             return_tensors="pt", return_token_type_ids=False)
             model.eval()(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
     finally:
@@ -366,7 +384,7 @@ def build_tiny_deberta_checkpoint(folder: str | os.PathLike, labels: Sequence[st
         "backbone_config": tiny_backbone_config(model_type, len(tok), tok.pad_token_id),
     }
     model = Deberta(config).eval()
-    _calibrate_head(model, model.fc, tok, texts[::7] if len(texts) >= 64 else texts, seed)
+    calibrate_head(model, model.fc, tok, texts[::7] if len(texts) >= 64 else texts, seed)
     save_checkpoint(model, tok, folder)
     return folder
 
@@ -432,9 +450,9 @@ def build_tiny_hf_checkpoint(folder: str | os.PathLike, labels: Sequence[str] | 
     head = head if isinstance(head, torch.nn.Linear) else head.out_proj
     sample = texts[::7] if len(texts) >= 64 else texts
     if regression:  # scores spread over [0, 5] around the 2.5 threshold
-        _calibrate_head(model, head, tok, sample, seed, center=2.5, spread=1.5)
+        calibrate_head(model, head, tok, sample, seed, center=2.5, spread=1.5)
     else:
-        _calibrate_head(model, head, tok, sample, seed)
+        calibrate_head(model, head, tok, sample, seed)
     model.save_pretrained(str(folder))
     # Make sure the folder does not depend on the saving transformers' defaults for labels.
     config_path = folder / "config.json"
