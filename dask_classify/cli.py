@@ -28,7 +28,14 @@ CLASSIFIERS = {
 
 
 class UsageError(ValueError):
-    """A command line that cannot be run as given."""
+    """A command line that cannot be run as given (printed as one line, exit status 2).
+
+    Examples
+    --------
+    >>> from dask_classify.cli import UsageError
+    >>> issubclass(UsageError, ValueError)
+    True
+    """
 
 
 def _positive_int(text: str) -> int:
@@ -82,6 +89,15 @@ def _classifier_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``dask-classify`` argument parser (subcommands classify, train, evaluate, convert).
+
+    Examples
+    --------
+    >>> from dask_classify.cli import build_parser
+    >>> args = build_parser().parse_args(["classify", "in.jsonl", "--output", "out"])
+    >>> args.command, args.output_format, args.on_bad_lines
+    ('classify', 'parquet', 'error')
+    """
     from dask_classify import __version__
 
     parser = argparse.ArgumentParser(
@@ -149,11 +165,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 # --------------------------------------------------------------------------- classify
 def default_model_dir() -> Path:
-    """The bundled default model (a small SST-2 sentiment classifier)."""
+    """The bundled default model (a small SST-2 sentiment classifier).
+
+    Examples
+    --------
+    >>> from dask_classify.cli import default_model_dir
+    >>> default_model_dir().name, (default_model_dir() / "config.json").is_file()
+    ('sst2-sentiment', True)
+    """
     return Path(__file__).resolve().parent / "models" / "sst2-sentiment"
 
 
 def make_classifier(args: argparse.Namespace):
+    """The classifier a ``classify`` command line asks for (only options given are passed).
+
+    Examples
+    --------
+    >>> from dask_classify.cli import build_parser, make_classifier
+    >>> args = build_parser().parse_args(["classify", "x.jsonl", "-o", "out",
+    ...                                   "--classifier", "quality", "--max-chars", "100"])
+    >>> clf = make_classifier(args)
+    >>> type(clf).__name__, clf.label_field, clf.max_chars
+    ('QualityClassifier', 'quality_pred', 100)
+    """
     import dask_classify
 
     kwargs: dict[str, Any] = {}
@@ -416,7 +450,17 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 2 bad input or usage)."""
+    """Run the command line; returns the exit status (0 ok, 2 bad input or usage).
+
+    Examples
+    --------
+    >>> from dask_classify.cli import main
+    >>> main(["--version"])  # doctest: +ELLIPSIS
+    dask-classify ...
+    0
+    >>> main(["classify", "no-such-file.jsonl", "--output", "out"])
+    2
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -36,11 +36,36 @@ _COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
 
 
 class InputError(ValueError):
-    """An input path or file that cannot be read: names the file and the problem."""
+    """An input path or file that cannot be read: names the file and the problem.
+
+    Examples
+    --------
+    >>> from dask_classify.io import InputError, detect_format
+    >>> from pathlib import Path
+    >>> try:
+    ...     detect_format(Path("data.xyz"))
+    ... except InputError as exc:
+    ...     print(str(exc)[:40])
+    cannot tell the format of 'data.xyz' fro
+    """
 
 
 def expand_inputs(patterns: Sequence[str]) -> list[Path]:
-    """Expand files, folders (their files, sorted) and globs; every pattern must match."""
+    """Expand files, folders (their files, sorted) and globs; every pattern must match.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dask_classify.io import expand_inputs
+    >>> d = Path(tempfile.mkdtemp())
+    >>> for name in ("b.jsonl", "a.jsonl", ".hidden"):
+    ...     _ = (d / name).write_text("{}")
+    >>> [p.name for p in expand_inputs([str(d / "*.jsonl")])]
+    ['a.jsonl', 'b.jsonl']
+    >>> [p.name for p in expand_inputs([str(d)])]
+    ['a.jsonl', 'b.jsonl']
+    """
     files: list[Path] = []
     for pattern in patterns:
         path = Path(pattern).expanduser()
@@ -61,7 +86,17 @@ def expand_inputs(patterns: Sequence[str]) -> list[Path]:
 
 
 def detect_format(path: Path, forced: str | None = None) -> str:
-    """The input format of ``path``: ``forced`` if given, else from its extension."""
+    """The input format of ``path``: ``forced`` if given, else from its extension.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from dask_classify.io import detect_format
+    >>> detect_format(Path("docs.jsonl.gz")), detect_format(Path("t.tab"))
+    ('jsonl', 'tsv')
+    >>> detect_format(Path("x"), "csv")
+    'csv'
+    """
     if forced is not None:
         if forced not in INPUT_FORMATS:
             raise InputError(f"input format must be one of {INPUT_FORMATS}, not {forced!r}")
@@ -147,6 +182,17 @@ class InputFrame:
         :meth:`BadLines.from_frame` turns into a :class:`BadLines`. Compute it in the same
         ``compute`` call as (something built on) ``frame``, so that each block of the file is
         read once. ``None`` when nothing can be skipped (error mode, Parquet).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dask_classify.io import read_input
+    >>> path = Path(tempfile.mkdtemp()) / "d.jsonl"
+    >>> _ = path.write_text('{"text": "a"}\\nnot json\\n{"text": "b"}\\n')
+    >>> found = read_input(path, on_bad_lines="skip")
+    >>> found.frame.compute()["text"].tolist()
+    ['a', 'b']
     """
 
     frame: Any
@@ -1056,7 +1102,18 @@ MARKER = "_SUCCESS.json"
 
 
 def source_stamp(source: Path) -> dict[str, Any]:
-    """What identifies an input for resuming: its path, size and modification time."""
+    """What identifies an input for resuming: its path, size and modification time.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dask_classify.io import source_stamp
+    >>> path = Path(tempfile.mkdtemp()) / "d.jsonl"
+    >>> _ = path.write_text("{}\\n")
+    >>> sorted(source_stamp(path)), source_stamp(path)["size"]
+    (['mtime', 'size', 'source'], 3)
+    """
     stat = source.stat()
     return {"source": str(source.resolve()), "size": stat.st_size, "mtime": stat.st_mtime}
 
@@ -1068,6 +1125,21 @@ def done_for(target: Path, source: Path) -> bool:
     ------
     FileExistsError
         ``target`` exists but was written from another input, or by something else.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> from dask_classify.io import MARKER, done_for, source_stamp
+    >>> d = Path(tempfile.mkdtemp())
+    >>> src = d / "in.jsonl"
+    >>> _ = src.write_text("{}\\n")
+    >>> done_for(d / "out" / "in.parquet", src)
+    False
+    >>> (d / "out" / "in.parquet").mkdir(parents=True)
+    >>> _ = (d / "out" / "in.parquet" / MARKER).write_text(json.dumps(source_stamp(src)))
+    >>> done_for(d / "out" / "in.parquet", src)
+    True
     """
     if not target.exists():
         return False
@@ -1084,7 +1156,15 @@ def done_for(target: Path, source: Path) -> bool:
 
 
 def output_path(out_dir: Path, source: Path, fmt: str) -> Path:
-    """Where the output for ``source`` goes: ``OUT/<name without extension>.<fmt>/``."""
+    """Where the output for ``source`` goes: ``OUT/<name without extension>.<fmt>/``.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from dask_classify.io import output_path
+    >>> output_path(Path("out"), Path("data/news.jsonl.gz"), "parquet").as_posix()
+    'out/news.parquet'
+    """
     name = source.name
     for suffix in reversed(source.suffixes):
         name = name[: -len(suffix)] if name.endswith(suffix) else name
@@ -1096,6 +1176,19 @@ def atomic_folder(final: Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary folder beside ``final``; on success it replaces ``final`` in one rename.
 
     On error the temporary folder is removed and ``final`` is left as it was.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dask_classify.io import atomic_folder
+    >>> final = Path(tempfile.mkdtemp()) / "result"
+    >>> with atomic_folder(final) as tmp:
+    ...     _ = (tmp / "part.00000.jsonl").write_text("{}\\n")
+    ...     print(final.exists())
+    False
+    >>> sorted(p.name for p in final.iterdir())
+    ['part.00000.jsonl']
     """
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
@@ -1118,7 +1211,19 @@ def atomic_folder(final: Path, overwrite: bool = False) -> Iterator[Path]:
 
 
 def clean_stale_temporaries(out_dir: Path) -> list[Path]:
-    """Remove temporary folders left by an interrupted run (names ``.X.tmp-*`` / ``.X.old-*``)."""
+    """Remove temporary folders left by an interrupted run (names ``.X.tmp-*`` / ``.X.old-*``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dask_classify.io import clean_stale_temporaries
+    >>> d = Path(tempfile.mkdtemp())
+    >>> (d / ".x.parquet.tmp-1234abcd").mkdir()
+    >>> (d / "x.parquet").mkdir()
+    >>> [p.name for p in clean_stale_temporaries(d)], [p.name for p in d.iterdir()]
+    (['.x.parquet.tmp-1234abcd'], ['x.parquet'])
+    """
     removed = []
     if out_dir.is_dir():
         for p in out_dir.iterdir():
@@ -1140,6 +1245,19 @@ def write_partition(part: Any, folder: str, fmt: str, arrow_types: dict[str, Any
     Parquet column types are inferred from the partition's data, except ``arrow_types``, which
     are fixed so that every file agrees (a partition whose scores are all null still writes
     ``list<double>``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import pandas as pd
+    >>> from dask_classify.io import write_partition
+    >>> d = tempfile.mkdtemp()
+    >>> part = pd.DataFrame({"text": ["a", "b", None], "preds": ["pos", "neg", None]})
+    >>> counts = write_partition(part, d, "jsonl", {}, "preds", {"number": 3})
+    >>> sorted(zip(counts["label"], counts["count"]))
+    [('<null>', 1), ('neg', 1), ('pos', 1)]
+    >>> len(pd.read_json(f"{d}/part.00003.jsonl", lines=True))
+    3
     """
     import pandas as pd
 
@@ -1176,6 +1294,18 @@ def write_dataframe(ddf: Any, folder: Path, fmt: str, arrow_types: dict[str, Any
     Returns a lazy pandas-backed Dask DataFrame of per-partition label counts (columns
     ``label``, ``count``); computing it writes the files. Files are numbered by partition, so
     reading the folder back in name order gives the rows in their original order.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import dask.dataframe as dd, pandas as pd
+    >>> from dask_classify.io import write_dataframe
+    >>> d = Path(tempfile.mkdtemp())
+    >>> ddf = dd.from_pandas(pd.DataFrame({"text": list("abcd"), "preds": list("xyxx")}), 2)
+    >>> counts = write_dataframe(ddf, d, "parquet", count_field="preds").compute()
+    >>> sorted(p.name for p in d.iterdir()), counts.groupby("label")["count"].sum().to_dict()
+    (['part.00000.parquet', 'part.00001.parquet'], {'x': 3, 'y': 1})
     """
     import pandas as pd
 
