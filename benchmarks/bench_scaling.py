@@ -169,7 +169,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Linearity of time and flatness of memory between the smallest and largest size."""
     if len(runs) < 2:
         return {"time_per_row_ratio": None, "worker_memory_ratio": None,
-                "worker_memory_growth_mb": None}
+                "worker_memory_growth_mb": None, "rss_increase_growth_mb": None}
     small, large = min(runs, key=lambda r: r["rows"]), max(runs, key=lambda r: r["rows"])
     return {
         "rows_range": [small["rows"], large["rows"]],
@@ -178,6 +178,8 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
                                      3),
         "worker_memory_growth_mb": round(large["worker_peak_rss_mb"]
                                          - small["worker_peak_rss_mb"], 1),
+        # the same on what the run added above the loaded model (no interpreter baseline)
+        "rss_increase_growth_mb": round(large["rss_increase_mb"] - small["rss_increase_mb"], 1),
     }
 
 
