@@ -8,6 +8,10 @@ tokens/s of
 * ``pipeline_sorted``: ``transformers.pipeline("text-classification")`` fed the texts longest
   first (by characters; labels put back in order), the best a user can do with the pipeline;
 * ``pipeline_unsorted``: the same pipeline over the texts as they come (what most users do);
+* ``dask_classifier_auto``: the same classifier with its CPU default ``max_batch_tokens="auto"``
+  (at most 2048 padded tokens per forward pass on top of the batch size). Every other
+  ``dask_classifier*`` runtime uses ``max_batch_tokens=None``: batches of exactly the batch
+  size, as the pipeline gets;
 * ``dask_classifier_nvidia``: the classifier on the NVIDIA-format twin of the checkpoint;
 * ``dask_classifier_int8``: the classifier with ``quantize="int8"`` on the NVIDIA-format folder,
   compared with ``dask_classifier_nvidia`` (CPU only);
@@ -63,8 +67,8 @@ TARGETS = {
     "int8_speedup": 1.5,
     "int8_agreement": 0.99,
 }
-ALL_METHODS = ("dask_classifier", "pipeline_sorted", "pipeline_unsorted",
-               "dask_classifier_nvidia", "dask_classifier_int8", "crossfit")
+ALL_METHODS = ("dask_classifier", "dask_classifier_auto", "pipeline_sorted",
+               "pipeline_unsorted", "dask_classifier_nvidia", "dask_classifier_int8", "crossfit")
 SWEEP_BATCH_SIZES = (8, 16, 32, 64, 128, 256)
 SWEEP_TOKEN_BUDGETS = (1024, 2048, 4096, 8192, 16384)
 
@@ -245,7 +249,7 @@ def time_split(folder: Path, texts: list[str], *, batch_size: int, npartitions: 
     from dask_classify import DistributedDataClassifier
 
     clf = DistributedDataClassifier(folder, model_inference_batch_size=batch_size,
-                                    max_seq_length=max_length)
+                                    max_seq_length=max_length, max_batch_tokens=None)
     ddf = _to_dask(_frame(texts), npartitions, backend)
     parts = [ddf.get_partition(i).compute(scheduler="sync") for i in range(ddf.npartitions)]
     clf.classify_partition(parts[0].iloc[: 2 * batch_size])  # loads the model here if needed
@@ -428,8 +432,8 @@ def bench_model(ck: C.Checkpoint, texts: list[str], args: argparse.Namespace, cl
     runs = section["runs"]
     labels: dict[str, list[str]] = {}
     methods = [m for m in ALL_METHODS if m not in args.skip]
-    if backend == "gpu":
-        methods = [m for m in methods if m != "dask_classifier_int8"]
+    if backend == "gpu":  # int8 is CPU only; "auto" means no token limit on a GPU
+        methods = [m for m in methods if m not in ("dask_classifier_int8", "dask_classifier_auto")]
     else:
         methods = [m for m in methods if m != "crossfit"]
     if ck.nvidia is None:
@@ -446,7 +450,8 @@ def bench_model(ck: C.Checkpoint, texts: list[str], args: argparse.Namespace, cl
 
     common_kw = dict(batch_size=args.batch_size, npartitions=npartitions, backend=backend,
                      worker_pids=worker_pids, max_seq_length=max_length)
-    record("dask_classifier", run_dask_classifier(client, ck.hf, texts, **common_kw))
+    record("dask_classifier", run_dask_classifier(client, ck.hf, texts, max_batch_tokens=None,
+                                                  **common_kw))
     split, prof = time_split(ck.hf, texts, batch_size=args.batch_size,
                              npartitions=npartitions, backend=backend, max_length=max_length)
     dask_wall = runs["dask_classifier"]["wall_s"]
@@ -465,6 +470,10 @@ def bench_model(ck: C.Checkpoint, texts: list[str], args: argparse.Namespace, cl
                 record(method, run_pipeline(pipe, texts, sort_by_length=sort,
                                             batch_size=args.batch_size, backend=backend))
         del pipe
+    if "dask_classifier_auto" in methods:
+        record("dask_classifier_auto", run_dask_classifier(
+            client, ck.hf, texts, max_batch_tokens="auto", **common_kw))
+    common_kw["max_batch_tokens"] = None
     if "dask_classifier_nvidia" in methods:
         record("dask_classifier_nvidia",
                run_dask_classifier(client, ck.nvidia, texts, **common_kw))
@@ -500,11 +509,18 @@ def bench_model(ck: C.Checkpoint, texts: list[str], args: argparse.Namespace, cl
     for method in ("pipeline_sorted", "pipeline_unsorted", "crossfit"):
         if method in runs and "docs_per_s" in runs[method]:
             ratios[f"vs_{method}"] = round(ours_rate / runs[method]["docs_per_s"], 3)
+    if "dask_classifier_auto" in runs:
+        auto_rate = runs["dask_classifier_auto"]["docs_per_s"]
+        ratios["auto_vs_dask_classifier"] = round(auto_rate / ours_rate, 3)
+        for method in ("pipeline_sorted", "pipeline_unsorted"):
+            if method in runs and "docs_per_s" in runs[method]:
+                ratios[f"auto_vs_{method}"] = round(auto_rate / runs[method]["docs_per_s"], 3)
     if "dask_classifier_int8" in runs:
         ratios["int8_speedup"] = round(runs["dask_classifier_int8"]["docs_per_s"]
                                        / runs[int8_ref]["docs_per_s"], 3)
     section["ratios"] = ratios
-    fp32 = [m for m in ("pipeline_sorted", "pipeline_unsorted", "dask_classifier_nvidia")
+    fp32 = [m for m in ("dask_classifier_auto", "pipeline_sorted", "pipeline_unsorted",
+                        "dask_classifier_nvidia")
             if m in agree]
     section["labels_agree_fp32"] = round(min((agree[m] for m in fp32), default=1.0), 6)
     return section
@@ -558,6 +574,82 @@ def check_targets(payload: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# ------------------------------------------------------------------------------------ table
+def summary_table(payload: dict[str, Any]) -> str:
+    """The results as Markdown (what ``benchmarks/README.md`` shows), also written to
+    ``<out>/classify.md``."""
+    machine = payload["machine"]
+    corpus = payload["corpus"]
+    lines = [
+        f"{machine['cpu']}, {machine['cores']} cores ({', '.join(machine['isa_flags'])}), "
+        f"{machine['memory_gb']} GB, torch {machine['torch']}, transformers "
+        f"{machine['transformers']}, dask {machine['dask']}; {machine['date']}. "
+        f"fp32 matmul peak {payload['matmul_peak']['gflops_best']} GFLOP/s. Other processes' "
+        f"CPU before/after: {payload['load_before']['other_processes_cpu_percent']}% / "
+        f"{payload['load_after']['other_processes_cpu_percent']}%.",
+        "",
+        "Mixed real texts ("
+        + ", ".join(f"{k} {v:.0%}" for k, v in corpus["mix"].items())
+        + f"; mean {corpus['chars_mean']} chars, p95 {corpus['chars_p95']}), "
+        f"batch size {payload['args']['batch_size']} for every runtime.",
+    ]
+    for source in payload.get("sources", []):
+        lines.append(f"- `{source['file']}`: {source['date']}, other processes' CPU "
+                     f"{source['load_before']['other_processes_cpu_percent']}% before / "
+                     f"{source['load_after']['other_processes_cpu_percent']}% after")
+    lines += [
+        "",
+        "| model | rows | runtime | docs/s | tokens/s | vs pipeline sorted / unsorted "
+        "| same labels | peak RSS (MB) |",
+        "|---|---:|---|---:|---:|---|---:|---:|",
+    ]
+    for name, section in payload["models"].items():
+        runs = section["runs"]
+        rows = section.get("rows", corpus["rows"])
+        for method, run in runs.items():
+            if "docs_per_s" not in run:
+                lines.append(f"| {name} | {rows} | {method} | - | - | {run.get('error', '')} "
+                             "| - | - |")
+                continue
+            ratio = ""
+            if method.startswith("dask"):
+                sorted_, unsorted = (runs.get(m, {}).get("docs_per_s")
+                                     for m in ("pipeline_sorted", "pipeline_unsorted"))
+                ratio = " / ".join(f"{run['docs_per_s'] / r:.2f}x" if r else "-"
+                                   for r in (sorted_, unsorted))
+            agree = run.get("label_agreement_with_fp32",
+                            run.get("label_agreement_with_dask_classifier", 1.0))
+            lines.append(f"| {name} | {rows} | {method} | {run['docs_per_s']:.1f} | "
+                         f"{run['tokens_per_s']:.0f} | {ratio} | {agree:.2%} | "
+                         f"{run['rss_peak_mb']:.0f} |")
+    lines += ["", "| model | tokens (mean) | tokenize | model | other | Dask overhead "
+              "| model GFLOP/s | of matmul peak | padding kept (ours / pipeline sorted / "
+              "unsorted) |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for name, section in payload["models"].items():
+        sp, fl = section["time_split"], section["flops"]
+        pads = " / ".join(f"{fl.get(k, 0):.0%}" for k in (
+            "padding_efficiency", "pipeline_sorted_padding_efficiency",
+            "pipeline_unsorted_padding_efficiency"))
+        lines.append(f"| {name} | {section['tokens']['mean']} | {sp['tokenize_share']:.1%} | "
+                     f"{sp['model_share']:.1%} | {sp['other_share']:.1%} | "
+                     f"{sp['dask_overhead_frac']:+.1%} | {fl['achieved_gflops']} | "
+                     f"{fl['fraction_of_peak']:.1%} | {pads} |")
+    scaling = payload.get("scaling")
+    if scaling:
+        lines += ["", "| rows | wall (s) | docs/s | us/row | peak worker RSS (MB) | "
+                  "RSS increase (MB) |", "|---:|---:|---:|---:|---:|---:|"]
+        for run in scaling["runs"]:
+            lines.append(f"| {run['rows']} | {run['wall_s']} | {run['docs_per_s']} | "
+                         f"{run['us_per_row']} | {run['worker_peak_rss_mb']} | "
+                         f"{run['rss_increase_mb']} |")
+    if payload.get("targets"):
+        lines += ["", "| target | value | met |", "|---|---:|---|"]
+        for key, target in payload["targets"].items():
+            lines.append(f"| {key}: {target['target']} | {target['value']} | "
+                         f"{'yes' if target['met'] else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
 # ------------------------------------------------------------------------------------ chart
 def plot(payload: dict[str, Any], path: Path) -> Path:
     """Throughput bars per model, time split, and time / worker memory vs rows."""
@@ -583,8 +675,7 @@ def plot(payload: dict[str, Any], path: Path) -> Path:
     ax.set_xticks(np.arange(len(models)) + width * (len(methods) - 1) / 2, models)
     ax.set_yscale("log")
     ax.set_ylabel("documents / s (log)")
-    ax.set_title(f"throughput, {payload['corpus']['rows']} mixed real texts, "
-                 f"batch size {payload['args']['batch_size']}")
+    ax.set_title(f"throughput on mixed real texts, batch size {payload['args']['batch_size']}")
     ax.legend(fontsize=7)
 
     ax = axes[0, 1]
@@ -648,6 +739,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="also sweep batch sizes / token budgets and CPU cluster layouts")
     parser.add_argument("--sweep-rows", type=int, default=2000,
                         help="texts per corpus in the sweeps (2000)")
+    parser.add_argument("--combine", nargs="+", default=None, metavar="JSON",
+                        help="merge earlier classify.json / scaling.json files into one "
+                        "report in --out (no benchmarking)")
     parser.add_argument("--quick", action="store_true",
                         help="toy size for CI: 200 rows of at most 64 tokens, tiny model, "
                         "small matmul, scaling 200 -> 400 rows")
@@ -667,6 +761,46 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def combine(paths: list[str], out: Path) -> dict[str, Any]:
+    """Merge earlier results into one ``classify.json`` / ``.png`` / ``.md``.
+
+    Each model keeps its largest run (later files win ties); the scaling runs and sweeps come
+    from the files that have them. For models run separately, at different sizes.
+    """
+    import json
+
+    merged: dict[str, Any] = {"models": {}, "sources": []}
+    for path in paths:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+        merged["sources"].append({"file": str(path), "date": payload["machine"]["date"],
+                                  "args": payload.get("args"),
+                                  "load_before": payload.get("load_before"),
+                                  "load_after": payload.get("load_after")})
+        for key in ("benchmark", "args", "machine", "matmul_peak", "corpus", "load_before",
+                    "load_after", "cluster"):
+            if key in payload and key not in merged:
+                merged[key] = payload[key]
+        for name, section in payload.get("models", {}).items():
+            section = dict(section)
+            section["rows"] = payload["corpus"]["rows"]
+            section["matmul_peak_gflops"] = payload["matmul_peak"]["gflops_best"]
+            section["source"] = str(path)
+            # keep each model's largest run (a sweep's small run does not replace it)
+            if section["rows"] >= merged["models"].get(name, {}).get("rows", 0):
+                merged["models"][name] = section
+        if payload.get("scaling"):
+            merged["scaling"] = payload["scaling"]
+        if payload.get("sweep"):
+            merged["sweep"] = payload["sweep"]
+    merged["benchmark"] = "classify"
+    merged["targets"] = check_targets(merged)
+    C.write_json(out / "classify.json", merged)
+    plot(merged, out / "classify.png")
+    (out / "classify.md").write_text(summary_table(merged), encoding="utf-8")
+    C.log(f"combined {len(paths)} files into {out / 'classify.json'}")
+    return merged
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark; returns the JSON written to ``<out>/classify.json``."""
     from transformers.utils import logging as hf_logging
@@ -678,6 +812,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.combine:
+        return combine(args.combine, out)
     work_dir = Path(args.work_dir) if args.work_dir else out / "work"
     mix = C.parse_mix(args.mix)
     started = time.time()
@@ -750,6 +886,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     payload["elapsed_s"] = round(time.time() - started, 1)
     C.write_json(out / "classify.json", payload)
     plot(payload, out / "classify.png")
+    (out / "classify.md").write_text(summary_table(payload), encoding="utf-8")
     C.log(f"wrote {out / 'classify.json'} and {out / 'classify.png'} "
           f"in {payload['elapsed_s']:.0f} s")
     for key, target in payload["targets"].items():

@@ -598,28 +598,21 @@ class FlopModel:
         return float(np.dot(self.coef, self._terms(b, w)))
 
 
-def batch_shapes(lengths: Sequence[int], batch_size: int, sort_by_length: bool = True
-                 ) -> list[tuple[int, int]]:
+def batch_shapes(lengths: Sequence[int], batch_size: int, sort_by_length: bool = True,
+                 max_tokens: int | None = None) -> list[tuple[int, int]]:
     """(rows, padded width) of each batch ``run_model`` makes of rows with these lengths."""
-    from dask_classify.tokenize import batch_order
-
     lens = np.asarray(lengths, dtype=np.int64)
-    order = batch_order(lens, sort_by_length)
-    return [(len(chunk), int(lens[chunk].max()))
-            for chunk in (order[i : i + batch_size] for i in range(0, len(order), batch_size))]
+    return [(len(rows), int(lens[rows].max()))
+            for rows in token_budget_batches(lens, max_tokens, batch_size, sort_by_length)]
 
 
-def token_budget_batches(lengths: Sequence[int], budget: int) -> list[np.ndarray]:
-    """Longest first, as many rows per batch as fit ``rows * padded width <= budget``."""
-    lens = np.asarray(lengths, dtype=np.int64)
-    order = np.argsort(-lens, kind="stable")
-    batches, i = [], 0
-    while i < len(order):
-        width = int(lens[order[i]])
-        rows = max(1, budget // max(width, 1))
-        batches.append(order[i : i + rows])
-        i += rows
-    return batches
+def token_budget_batches(lengths: Sequence[int], budget: int | None,
+                         batch_size: int = 1 << 30, sort_by_length: bool = True
+                         ) -> list[np.ndarray]:
+    """The batches ``run_model`` makes: ``dask_classify.tokenize.plan_batches``."""
+    from dask_classify.tokenize import plan_batches
+
+    return plan_batches(lengths, batch_size, budget, sort_by_length)
 
 
 # --------------------------------------------------------------------------------- timing

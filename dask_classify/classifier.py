@@ -13,6 +13,9 @@ from dask_classify.backend import from_host, to_host
 from dask_classify.model import ModelInfo, model_info_for
 
 _PADDING_SIDES = ("left", "right")
+#: Padded tokens per forward pass on the CPU when ``max_batch_tokens="auto"``: the best or within
+#: 5% of the best rule for three models on two corpora (``benchmarks/README.md``, ``--sweep``).
+CPU_BATCH_TOKENS = 2048
 
 
 def _string_dtype() -> Any:
@@ -51,7 +54,13 @@ class DistributedDataClassifier:
     sort_by_length : bool, default True
         Batch rows longest first so padding is minimal; results keep the input order.
     model_inference_batch_size : int, default 256
-        Rows per forward pass (halved automatically on CUDA out-of-memory).
+        Most rows per forward pass (halved automatically on CUDA out-of-memory).
+    max_batch_tokens : int, "auto" or None, default "auto"
+        Most padded tokens (rows x the batch's longest row) per forward pass, on top of
+        ``model_inference_batch_size``. ``"auto"``: :data:`CPU_BATCH_TOKENS` (2048) on the CPU,
+        no token limit on a GPU. On CPUs small batches are faster: the attention tensors stay
+        in cache (measured 1.1-1.8x over 32-row batches and 3-7x over 256-row batches, see
+        ``benchmarks/README.md``); a GPU wants large batches. Results do not depend on it.
     autocast : bool, default True
         Mixed precision where it is faster: fp16/bf16 on CUDA, bf16 on CPUs with AMX. On other
         CPUs (including AVX512-BF16 ones, where bf16 is far slower) inference stays fp32.
@@ -105,6 +114,7 @@ class DistributedDataClassifier:
         padding_side: str = "right",
         sort_by_length: bool = True,
         model_inference_batch_size: int = 256,
+        max_batch_tokens: int | str | None = "auto",
         autocast: bool = True,
         device: str = "auto",
         quantize: str | None = None,
@@ -118,6 +128,10 @@ class DistributedDataClassifier:
             raise ValueError(f"padding_side must be 'left' or 'right', not {padding_side!r}")
         if int(model_inference_batch_size) < 1:
             raise ValueError("model_inference_batch_size must be >= 1")
+        if max_batch_tokens != "auto" and max_batch_tokens is not None and (
+                isinstance(max_batch_tokens, str) or int(max_batch_tokens) < 1):
+            raise ValueError(f"max_batch_tokens must be a positive integer, 'auto' or None, "
+                             f"not {max_batch_tokens!r}")
         if max_chars is not None and int(max_chars) < 1:
             raise ValueError(f"max_chars must be a positive integer or None, not {max_chars}")
         if max_seq_length is not None and int(max_seq_length) < 2:
@@ -137,6 +151,8 @@ class DistributedDataClassifier:
         self.padding_side = padding_side
         self.sort_by_length = bool(sort_by_length)
         self.model_inference_batch_size = int(model_inference_batch_size)
+        self.max_batch_tokens = (max_batch_tokens if max_batch_tokens in ("auto", None)
+                                 else int(max_batch_tokens))
         self.autocast = bool(autocast)
         self.device = device
         self.quantize = quantize
@@ -267,8 +283,25 @@ class DistributedDataClassifier:
             model, ids, pad_id=tokenizer.pad_token_id or 0, device=device,
             batch_size=self.model_inference_batch_size, padding_side=self.padding_side,
             sort_by_length=self.sort_by_length, autocast=self.autocast,
+            max_tokens=self.batch_token_limit(device),
         )
         return outputs, info
+
+    def batch_token_limit(self, device: str) -> int | None:
+        """The padded-token limit per forward pass on ``device`` (``max_batch_tokens`` resolved).
+
+        Examples
+        --------
+        >>> from dask_classify import DistributedDataClassifier
+        >>> clf = DistributedDataClassifier("/models/quality")
+        >>> clf.batch_token_limit("cpu"), clf.batch_token_limit("cuda:0")
+        (2048, None)
+        >>> DistributedDataClassifier("/m", max_batch_tokens=None).batch_token_limit("cpu") is None
+        True
+        """
+        if self.max_batch_tokens != "auto":
+            return self.max_batch_tokens
+        return CPU_BATCH_TOKENS if device == "cpu" else None
 
     def classify_partition(self, part: Any) -> Any:
         """Classify one pandas or cudf partition (what ``map_partitions`` runs on each one)."""

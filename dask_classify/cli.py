@@ -48,6 +48,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _batch_tokens(text: str) -> int | str | None:
+    if text.lower() in ("auto", "none"):
+        return None if text.lower() == "none" else "auto"
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer, 'auto' or 'none', got {text!r}") from None
+
+
 def _cluster_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("cluster")
     group.add_argument("--scheduler-address", metavar="ADDR",
@@ -82,6 +92,10 @@ def _classifier_options(parser: argparse.ArgumentParser) -> None:
                        help="token limit (default: the tokenizer's)")
     group.add_argument("--batch-size", type=_positive_int, metavar="N",
                        help="rows per forward pass (default 256)")
+    group.add_argument("--max-batch-tokens", type=_batch_tokens, default="auto",
+                       metavar="N|auto|none",
+                       help="padded tokens per forward pass (default auto: 2048 on CPU, no "
+                            "limit on GPU)")
     group.add_argument("--padding-side", choices=["right", "left"])
     group.add_argument("--quantize", choices=["int8"], help="dynamic int8 on CPU (opt-in)")
     group.add_argument("--trust-remote-code", action="store_true",
@@ -200,6 +214,8 @@ def make_classifier(args: argparse.Namespace):
         value = getattr(args, attr, None)
         if value is not None:
             kwargs[key] = value
+    if getattr(args, "max_batch_tokens", "auto") != "auto":
+        kwargs["max_batch_tokens"] = args.max_batch_tokens
     if args.trust_remote_code:
         kwargs["trust_remote_code"] = True
     if args.classifier:

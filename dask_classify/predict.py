@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import os
 import threading
+import warnings
 from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -22,7 +23,7 @@ import torch
 import transformers  # noqa: F401
 
 from dask_classify.model import ModelInfo, load_model, load_tokenizer
-from dask_classify.tokenize import batch_order, pad_batch
+from dask_classify.tokenize import pad_batch, plan_batches
 
 _LOCK = threading.Lock()
 # One forward pass at a time per process: the model gets every torch thread, while other task
@@ -177,15 +178,29 @@ def get_model(spec: ModelSpec) -> tuple[torch.nn.Module, ModelInfo, str]:
                 if spec.quantize == "int8":
                     if device != "cpu":
                         raise ValueError("quantize='int8' runs on the CPU only")
-                    model = torch.ao.quantization.quantize_dynamic(
-                        model, {torch.nn.Linear}, dtype=torch.qint8
-                    )
+                    model = _quantize_int8(model)
                 elif spec.quantize is not None:
                     raise ValueError(f"quantize must be None or 'int8', not {spec.quantize!r}")
                 model = model.to(device).eval()
                 entry = (model, info, device)
                 _MODELS[spec.key] = entry
     return entry
+
+
+def _quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """Dynamic int8 quantization of ``model``'s Linear layers (weights int8, activations fp32).
+
+    torch >= 2.10 marks ``torch.ao.quantization`` deprecated in favour of the separate ``torchao``
+    package, and warns on every call; the API still works in the torch we pin (2.13), so the
+    warnings are silenced here, where we chose it, instead of surfacing on every worker.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.ao.quantization is deprecated",
+                                category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message="torch.quantize_per_tensor",
+                                category=UserWarning)
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear},
+                                                      dtype=torch.qint8)
 
 
 def clear_cache() -> None:
@@ -306,12 +321,14 @@ def run_model(
     padding_side: str = "right",
     sort_by_length: bool = True,
     autocast: bool = True,
+    max_tokens: int | None = None,
 ) -> np.ndarray:
     """Model outputs (float32, shape ``(n, outputs)``) in the order of ``token_ids``.
 
-    Rows are processed longest first in batches of ``batch_size``, each padded only to its own
-    longest row. On CUDA out-of-memory the failing batch is split in halves and retried, down to
-    single rows, so one huge partition never costs the job.
+    Rows are processed longest first in batches of at most ``batch_size`` rows (and at most
+    ``max_tokens`` padded tokens, see :func:`dask_classify.tokenize.plan_batches`), each padded
+    only to its own longest row. On CUDA out-of-memory the failing batch is split in halves and
+    retried, down to single rows, so one huge partition never costs the job.
 
     Parameters
     ----------
@@ -331,6 +348,8 @@ def run_model(
         Batch rows longest first (less padding); False keeps the input order.
     autocast : bool, default True
         Mixed precision on CUDA (fp16/bf16) and on CPUs with AMX (bf16); fp32 elsewhere.
+    max_tokens : int, optional
+        Most padded tokens (rows x longest row) per batch; None: ``batch_size`` rows only.
 
     Returns
     -------
@@ -357,8 +376,7 @@ def run_model(
     if n == 0:
         return np.zeros((0, 0), dtype=np.float32)
     lengths = np.fromiter((len(t) for t in token_ids), dtype=np.int64, count=n)
-    order = batch_order(lengths, sort_by_length)
-    pending = deque(order[i : i + batch_size] for i in range(0, n, batch_size))
+    pending = deque(plan_batches(lengths, batch_size, max_tokens, sort_by_length))
     results: np.ndarray | None = None
     with INFERENCE_LOCK, torch.inference_mode(), _autocast(device, autocast):
         while pending:

@@ -211,6 +211,69 @@ def batch_order(lengths: np.ndarray, sort_by_length: bool) -> np.ndarray:
     return np.argsort(-lengths, kind="stable")
 
 
+def plan_batches(
+    lengths: Sequence[int] | np.ndarray,
+    batch_size: int,
+    max_tokens: int | None = None,
+    sort_by_length: bool = True,
+) -> list[np.ndarray]:
+    """Split rows into forward-pass batches: at most ``batch_size`` rows, and, with
+    ``max_tokens``, at most ``max_tokens`` padded tokens (rows x the batch's longest row).
+
+    Batches take rows in :func:`batch_order` (longest first when sorting), greedily: a batch
+    grows while it has fewer than ``batch_size`` rows and its padded size stays within
+    ``max_tokens``. A row longer than ``max_tokens`` gets a batch of its own. Every row is in
+    exactly one batch.
+
+    Parameters
+    ----------
+    lengths : sequence of int
+        Number of tokens of each row.
+    batch_size : int
+        Most rows per batch (>= 1).
+    max_tokens : int, optional
+        Most padded tokens per batch; None: rows only (``batch_size``).
+    sort_by_length : bool, default True
+        Longest first (stable) or input order.
+
+    Returns
+    -------
+    list of numpy.ndarray of int
+        Row positions of each batch, in processing order.
+
+    Examples
+    --------
+    >>> from dask_classify.tokenize import plan_batches
+    >>> [b.tolist() for b in plan_batches([5, 50, 7, 3, 50, 20], batch_size=4)]
+    [[1, 4, 5, 2], [0, 3]]
+    >>> [b.tolist() for b in plan_batches([5, 50, 7, 3, 50, 20], 4, max_tokens=100)]
+    [[1, 4], [5, 2, 0, 3]]
+    >>> [b.tolist() for b in plan_batches([5, 50, 7], 4, max_tokens=60, sort_by_length=False)]
+    [[0], [1], [2]]
+    """
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+    if max_tokens is not None and int(max_tokens) < 1:
+        raise ValueError(f"max_tokens must be >= 1 or None, not {max_tokens}")
+    lens = np.asarray(lengths, dtype=np.int64)
+    order = batch_order(lens, sort_by_length)
+    n = len(order)
+    if max_tokens is None:
+        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    ordered = lens[order].tolist()
+    batches, start = [], 0
+    while start < n:
+        width, end = ordered[start], start + 1
+        while end < n and end - start < batch_size:
+            wider = max(width, ordered[end])
+            if (end - start + 1) * wider > max_tokens:
+                break
+            width, end = wider, end + 1
+        batches.append(order[start:end])
+        start = end
+    return batches
+
+
 def pad_batch(
     token_ids: Sequence[Sequence[int]], pad_id: int, padding_side: str
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -67,13 +67,24 @@ def test_batching_helpers_match_run_model(bench):
     assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
 
 
-# torch 2.13 deprecates torch.ao.quantization (used by quantize="int8"); its warning names
-# dask_classify.predict as the caller, which setup.cfg turns into an error.
-@pytest.mark.filterwarnings("ignore:torch.ao.quantization is deprecated:DeprecationWarning")
-def test_bench_classify_quick(bench, work_dir, tmp_path):
-    out = tmp_path / "results"
+@pytest.fixture(scope="module")
+def classify_run(bench, work_dir, tmp_path_factory) -> tuple[dict, Path]:
+    out = tmp_path_factory.mktemp("classify")
     payload = bench["bench_classify"].main(
         ["--quick", "--no-scaling", "--out", str(out), "--work-dir", str(work_dir)])
+    return payload, out
+
+
+@pytest.fixture(scope="module")
+def scaling_run(bench, work_dir, tmp_path_factory) -> tuple[dict, Path]:
+    out = tmp_path_factory.mktemp("scaling")
+    payload = bench["bench_scaling"].main(
+        ["--quick", "--out", str(out), "--work-dir", str(work_dir)])
+    return payload, out
+
+
+def test_bench_classify_quick(classify_run):
+    payload, out = classify_run
     written = json.loads((out / "classify.json").read_text(encoding="utf-8"))
     assert written["models"].keys() == payload["models"].keys() == {"tiny"}
     assert _is_png(out / "classify.png")
@@ -87,15 +98,17 @@ def test_bench_classify_quick(bench, work_dir, tmp_path):
     assert tiny["hf_export_max_abs_prob_diff"] < 1e-5  # the HF twin is the same model
     assert tiny["tokens"]["total"] > 200 and tiny["tokens"]["max"] <= 64
     runs = tiny["runs"]
-    assert set(runs) == {"dask_classifier", "pipeline_sorted", "pipeline_unsorted",
-                         "dask_classifier_int8", "dask_classifier_nvidia"}
+    assert set(runs) == {"dask_classifier", "dask_classifier_auto", "pipeline_sorted",
+                         "pipeline_unsorted", "dask_classifier_int8", "dask_classifier_nvidia"}
     for name, run in runs.items():
         assert run["docs_per_s"] > 0 and run["tokens_per_s"] > run["docs_per_s"], name
         assert run["rss_peak_mb"] > 0, name
     # fp32: the HF pipeline (both orders) and the NVIDIA-format twin agree with us exactly
     assert tiny["labels_agree_fp32"] == 1.0
-    for name in ("pipeline_sorted", "pipeline_unsorted", "dask_classifier_nvidia"):
+    for name in ("dask_classifier_auto", "pipeline_sorted", "pipeline_unsorted",
+                 "dask_classifier_nvidia"):
         assert runs[name]["label_agreement_with_dask_classifier"] == 1.0
+    assert tiny["ratios"]["auto_vs_dask_classifier"] > 0
     int8 = runs["dask_classifier_int8"]
     assert int8["fp32_reference"] == "dask_classifier_nvidia"
     assert 0.5 <= int8["label_agreement_with_fp32"] <= 1.0
@@ -120,10 +133,8 @@ def test_bench_classify_quick(bench, work_dir, tmp_path):
     assert all(isinstance(t["met"], bool) for t in targets.values())
 
 
-def test_bench_scaling_quick(bench, work_dir, tmp_path):
-    out = tmp_path / "scaling"
-    payload = bench["bench_scaling"].main(
-        ["--quick", "--out", str(out), "--work-dir", str(work_dir)])
+def test_bench_scaling_quick(scaling_run):
+    payload, out = scaling_run
     written = json.loads((out / "scaling.json").read_text(encoding="utf-8"))
     assert written["scaling"] == json.loads(json.dumps(payload["scaling"]))
     assert _is_png(out / "scaling.png")
@@ -134,3 +145,16 @@ def test_bench_scaling_quick(bench, work_dir, tmp_path):
         assert run["in_process_worker"] and run["worker_peak_rss_mb"] > 0
         assert run["docs_per_s"] > 0 and run["partitions"] == run["rows"] // 100
     assert scaling["time_per_row_ratio"] > 0 and scaling["worker_memory_ratio"] > 0
+
+
+def test_combine_merges_runs_into_one_report(bench, classify_run, scaling_run, tmp_path):
+    (_, classify_out), (_, scaling_out) = classify_run, scaling_run
+    merged = bench["bench_classify"].main(
+        ["--combine", str(classify_out / "classify.json"), str(scaling_out / "scaling.json"),
+         "--out", str(tmp_path)])
+    assert set(merged["models"]) == {"tiny"} and merged["models"]["tiny"]["rows"] == 200
+    assert [r["rows"] for r in merged["scaling"]["runs"]] == [200, 400]
+    assert "scaling.time_linear" in merged["targets"]
+    assert _is_png(tmp_path / "classify.png")
+    table = (tmp_path / "classify.md").read_text(encoding="utf-8")
+    assert "| tiny | 200 | dask_classifier |" in table and "| 400 |" in table

@@ -54,14 +54,16 @@ def mixed_reference(deberta_ckpt, mixed_texts):
     return reference(deberta_ckpt, mixed_texts, 256)
 
 
-@pytest.mark.parametrize("padding_side", ["right", "left"])
+@pytest.mark.parametrize(("padding_side", "max_batch_tokens"),
+                         [("right", "auto"), ("left", None), ("right", 500)])
 def test_batched_equals_unbatched_on_real_text(deberta_ckpt, mixed_texts, mixed_reference,
-                                               padding_side):
+                                               padding_side, max_batch_tokens):
     max_len = 256
     ref = mixed_reference
     ddf = dd.from_pandas(pd.DataFrame({"text": mixed_texts}), npartitions=4)
     clf = DistributedDataClassifier(deberta_ckpt, score_field="probs", max_seq_length=max_len,
-                                    model_inference_batch_size=64, padding_side=padding_side)
+                                    model_inference_batch_size=64, padding_side=padding_side,
+                                    max_batch_tokens=max_batch_tokens)
     out = clf(ddf).compute()
     probs = np.array(out["probs"].tolist())
     np.testing.assert_allclose(probs, ref, atol=1e-5, rtol=0)
@@ -89,6 +91,22 @@ def test_hf_checkpoint_batched_equals_unbatched(hf_ckpt, ag_news_texts):
     out = clf(dd.from_pandas(pd.DataFrame({"text": texts}), npartitions=2)).compute()
     np.testing.assert_allclose(np.array(out["p"].tolist()), ref, atol=1e-5, rtol=0)
     assert out["topic"].tolist() == labels_of(hf_ckpt, ref)
+
+
+@pytest.mark.parametrize("bad", [0, -5, "many", "none"])
+def test_bad_token_limit_is_refused(deberta_ckpt, bad):
+    with pytest.raises(ValueError, match="max_batch_tokens must be a positive integer"):
+        DistributedDataClassifier(deberta_ckpt, max_batch_tokens=bad)
+
+
+def test_token_limit_defaults_to_the_cpu_measurement(deberta_ckpt):
+    from dask_classify.classifier import CPU_BATCH_TOKENS
+
+    clf = DistributedDataClassifier(deberta_ckpt)
+    assert clf.max_batch_tokens == "auto" and CPU_BATCH_TOKENS == 2048
+    assert clf.batch_token_limit("cpu") == 2048 and clf.batch_token_limit("cuda") is None
+    assert DistributedDataClassifier(deberta_ckpt, max_batch_tokens=300).batch_token_limit(
+        "cuda") == 300
 
 
 def test_hf_checkpoint_refuses_left_padding(hf_ckpt):
