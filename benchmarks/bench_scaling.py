@@ -1,4 +1,4 @@
-"""Benchmark: how wall time and worker memory of ``DistributedDataClassifier`` grow with rows.
+"""Benchmark: how throughput, wall time and worker memory grow with rows and workers.
 
 Each size runs in a fresh Python process (so peak memory is that size's own), on a Dask
 cluster started by :func:`dask_classify.get_client` (default: one in-process worker with a thread
@@ -13,9 +13,14 @@ Usage::
     .venv/bin/python benchmarks/bench_scaling.py --model tiny --rows 10000,100000
     .venv/bin/python benchmarks/bench_scaling.py --model tiny --large        # adds 1,000,000
     .venv/bin/python benchmarks/bench_scaling.py --model /path/to/checkpoint --workers 2
+    .venv/bin/python benchmarks/bench_scaling.py --rows 10000,30000,100000 --workers 1,2
 
-Writes ``<out>/scaling.json`` and ``<out>/scaling.png``. ``bench_classify.py`` runs the same
-measurement for its tiny model unless given ``--no-scaling``.
+Writes ``<out>/scaling.json`` and ``<out>/scaling.png`` (documents/s against rows, one line per
+worker layout; wall time against rows with the linear extrapolation; peak RSS per worker).
+``--workers 1`` is one in-process worker with a thread per core, ``--workers N`` (N > 1) is N
+process workers with cores / N threads each (:func:`dask_classify.get_client`).
+
+``bench_classify.py`` runs the same measurement for its tiny model unless given ``--no-scaling``.
 """
 
 from __future__ import annotations
@@ -183,6 +188,33 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _layout_name(scaling: dict[str, Any]) -> str:
+    n = scaling.get("n_workers")
+    if n in (None, 1):
+        return "1 in-process worker"
+    return f"{n} process workers"
+
+
+def plot_throughput(layouts: list[dict[str, Any]], ax_rate: Any, ax_mem: Any) -> None:
+    """Documents/s and peak worker RSS against rows, one line per worker layout."""
+    for scaling in layouts:
+        runs = sorted(scaling["runs"], key=lambda r: r["rows"])
+        rows = [r["rows"] for r in runs]
+        name = _layout_name(scaling)
+        ax_rate.plot(rows, [r["docs_per_s"] for r in runs], "o-", label=name)
+        ax_mem.plot(rows, [r["worker_peak_rss_mb"] for r in runs], "o-", label=name)
+    for ax in (ax_rate, ax_mem):
+        ax.set_xscale("log")
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel("rows")
+        ax.legend(fontsize=8)
+    model = Path(layouts[0]["model"]).name
+    ax_rate.set_ylabel("documents/s")
+    ax_rate.set_title(f"throughput vs rows and workers ({model})")
+    ax_mem.set_ylabel("peak RSS per worker (MB)")
+    ax_mem.set_title("worker memory vs rows and workers")
+
+
 def plot_scaling(scaling: dict[str, Any], ax_time: Any, ax_mem: Any) -> None:
     """Wall time (with the linear extrapolation of the smallest size) and peak worker RSS."""
     runs = sorted(scaling["runs"], key=lambda r: r["rows"])
@@ -196,6 +228,8 @@ def plot_scaling(scaling: dict[str, Any], ax_time: Any, ax_mem: Any) -> None:
     ax_time.set_ylabel("wall time (s)")
     ax_time.set_title(f"time vs rows ({Path(scaling['model']).name})")
     ax_time.legend(fontsize=8)
+    if ax_mem is None:
+        return
     ax_mem.plot(rows, [r["worker_peak_rss_mb"] for r in runs], "o-", color="tab:red")
     ax_mem.set_xscale("log")
     ax_mem.set_ylim(bottom=0)
@@ -226,8 +260,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--partition-rows", type=int, default=5000)
     parser.add_argument("--max-length", type=int, default=None,
                         help="token limit (default: the model's; --quick: 64)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="Dask workers (default: get_client()'s default)")
+    parser.add_argument("--workers", default=None,
+                        help="Dask workers; a comma list (e.g. 1,2) measures each layout "
+                             "(default: get_client()'s default)")
     parser.add_argument("--backend", default="cpu", choices=("cpu", "gpu", "auto"))
     parser.add_argument("--mix", default=None, help="e.g. imdb=0.2,ag_news=0.4,sst2=0.4")
     parser.add_argument("--seed", type=int, default=0)
@@ -247,7 +282,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.one:  # child process: one size, result on stdout
         result = measure_one(int(args.rows), args.model, batch_size=args.batch_size,
                              partition_rows=args.partition_rows, mix=mix, seed=args.seed,
-                             backend=args.backend, n_workers=args.workers,
+                             backend=args.backend,
+                             n_workers=int(args.workers) if args.workers else None,
                              max_seq_length=args.max_length)
         print(_RESULT_TAG + json.dumps(result), flush=True)
         return result
@@ -261,10 +297,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model = resolve_model(args.model, work_dir)
     payload = {"benchmark": "scaling", "machine": C.machine_info(),
                "load_before": C.other_cpu_load(), "args": vars(args)}
-    payload["scaling"] = run_scaling(model, sorted(rows_list), batch_size=args.batch_size,
-                                     partition_rows=partition_rows, mix=mix, seed=args.seed,
-                                     backend=args.backend, n_workers=args.workers,
-                                     max_seq_length=max_length)
+    workers = [int(w) for w in args.workers.split(",") if w] if args.workers else [None]
+    layouts = [run_scaling(model, sorted(rows_list), batch_size=args.batch_size,
+                           partition_rows=partition_rows, mix=mix, seed=args.seed,
+                           backend=args.backend, n_workers=n, max_seq_length=max_length)
+               for n in workers]
+    payload["scaling"] = layouts[0]  # the targets (linear time, flat memory) use the first
+    payload["layouts"] = layouts
     payload["load_after"] = C.other_cpu_load()
     C.write_json(out / "scaling.json", payload)
 
@@ -273,8 +312,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_time, ax_mem) = plt.subplots(1, 2, figsize=(10, 4))
-    plot_scaling(payload["scaling"], ax_time, ax_mem)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    plot_throughput(layouts, axes[0], axes[2])
+    plot_scaling(payload["scaling"], axes[1], None)
     fig.tight_layout()
     fig.savefig(out / "scaling.png", dpi=100)
     plt.close(fig)

@@ -59,7 +59,7 @@ class DistributedDataClassifier:
         Most padded tokens (rows x the batch's longest row) per forward pass, on top of
         ``model_inference_batch_size``. ``"auto"``: :data:`CPU_BATCH_TOKENS` (2048) on the CPU,
         no token limit on a GPU. On CPUs small batches are faster: the attention tensors stay
-        in cache (measured 1.1-1.8x over 32-row batches and 3-7x over 256-row batches, see
+        in cache (measured 1.1-1.8x over 32-row batches and 2.7-9.6x over 256-row batches, see
         ``benchmarks/README.md``); a GPU wants large batches. Results do not depend on it.
     autocast : bool, default True
         Mixed precision where it is faster: fp16/bf16 on CUDA, bf16 on CPUs with AMX. On other

@@ -79,7 +79,7 @@ def classify_run(bench, work_dir, tmp_path_factory) -> tuple[dict, Path]:
 def scaling_run(bench, work_dir, tmp_path_factory) -> tuple[dict, Path]:
     out = tmp_path_factory.mktemp("scaling")
     payload = bench["bench_scaling"].main(
-        ["--quick", "--out", str(out), "--work-dir", str(work_dir)])
+        ["--quick", "--workers", "1,2", "--out", str(out), "--work-dir", str(work_dir)])
     return payload, out
 
 
@@ -145,6 +145,13 @@ def test_bench_scaling_quick(scaling_run):
         assert run["in_process_worker"] and run["worker_peak_rss_mb"] > 0
         assert run["docs_per_s"] > 0 and run["partitions"] == run["rows"] // 100
     assert scaling["time_per_row_ratio"] > 0 and scaling["worker_memory_ratio"] > 0
+    # the second layout: two process workers, same rows, same labels
+    one, two = written["layouts"]
+    assert one == scaling and two["n_workers"] == 2
+    assert [r["rows"] for r in two["runs"]] == [200, 400]
+    for a, b in zip(one["runs"], two["runs"], strict=True):
+        assert not b["in_process_worker"] and len(b["worker_pids"]) == 2
+        assert b["label_counts"] == a["label_counts"]
 
 
 def test_combine_merges_runs_into_one_report(bench, classify_run, scaling_run, tmp_path):
