@@ -69,8 +69,8 @@ def _cluster_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--threads-per-worker", type=_positive_int, metavar="N",
                        help="threads per local worker (CPU default: all cores)")
     group.add_argument("--dashboard-address", default=":0", metavar="ADDR",
-                       help="Dask dashboard address (default: a free port; 'none' for no "
-                            "dashboard)")
+                       help="Dask dashboard address (default: a free port; 'none': a free "
+                            "port, link not printed; distributed always serves it)")
 
 
 def _classifier_options(parser: argparse.ArgumentParser) -> None:

@@ -51,7 +51,9 @@ def get_client(
         Return the current default client when there is one, instead of starting a cluster.
     **cluster_kwargs
         Passed on to ``LocalCluster`` / ``LocalCUDACluster`` (e.g. ``dashboard_address``,
-        ``memory_limit``, ``rmm_pool_size``).
+        ``memory_limit``, ``rmm_pool_size``). ``dashboard_address=None`` means a free port:
+        distributed serves its HTTP dashboard whatever this says (dask/distributed#8136), and
+        None would otherwise try port 8787 and warn when it is taken.
 
     Returns
     -------

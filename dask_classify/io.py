@@ -1158,16 +1158,27 @@ def done_for(target: Path, source: Path) -> bool:
 def output_path(out_dir: Path, source: Path, fmt: str) -> Path:
     """Where the output for ``source`` goes: ``OUT/<name without extension>.<fmt>/``.
 
+    Only a compression suffix and then a known format extension are removed, so the files of a
+    partitioned data set (``part.00000.parquet``, ``part.00001.parquet``) keep distinct names.
+
     Examples
     --------
     >>> from pathlib import Path
     >>> from dask_classify.io import output_path
     >>> output_path(Path("out"), Path("data/news.jsonl.gz"), "parquet").as_posix()
     'out/news.parquet'
+    >>> output_path(Path("out"), Path("data/part.00001.parquet"), "jsonl").as_posix()
+    'out/part.00001.jsonl'
+    >>> output_path(Path("out"), Path("data/v1.2_notes"), "parquet").as_posix()
+    'out/v1.2_notes.parquet'
     """
     name = source.name
-    for suffix in reversed(source.suffixes):
-        name = name[: -len(suffix)] if name.endswith(suffix) else name
+    suffix = Path(name).suffix
+    if suffix.lower() in _COMPRESSIONS:
+        name = name[: -len(suffix)]
+        suffix = Path(name).suffix
+    if suffix.lower() in _EXTENSIONS:
+        name = name[: -len(suffix)]
     return out_dir / f"{name or source.name}.{fmt}"
 
 

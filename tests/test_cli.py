@@ -81,6 +81,29 @@ def test_classify_filter_and_text_field(tmp_path, frame, expected, bert_ckpt):
     assert set(result["sentiment"]) == {"pos"}
 
 
+def test_partitioned_parquet_folder_keeps_one_output_per_file(tmp_path, frame, expected,
+                                                               bert_ckpt, capsys):
+    src = tmp_path / "dataset"
+    src.mkdir()
+    for i, start in enumerate(range(0, 120, 50)):  # what dask/spark write: part.NNNNN.parquet
+        frame.iloc[start : start + 50].to_parquet(src / f"part.{i:05d}.parquet", index=False)
+    out = tmp_path / "out"
+    assert main(["classify", str(src), "--model", str(bert_ckpt), "--output", str(out),
+                 *FAST]) == 0
+    names = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert names == ["part.00000.parquet", "part.00001.parquet", "part.00002.parquet"]
+    result = pd.concat([_read(out / name) for name in names], ignore_index=True)
+    assert result["id"].tolist() == list(range(120))
+    assert result["preds"].fillna("-").tolist() == expected["preds"].fillna("-").tolist()
+    # two inputs that differ only in format would still write one folder: refused
+    _write(frame, tmp_path / "same.jsonl", "jsonl")
+    _write(frame, tmp_path / "same.parquet", "parquet")
+    capsys.readouterr()
+    assert main(["classify", str(tmp_path / "same.*"), "--model", str(bert_ckpt), "--output",
+                 str(out), *FAST]) == 2
+    assert "would write the same output" in capsys.readouterr().err
+
+
 def test_resume_skips_finished_inputs_and_overwrite_redoes_them(tmp_path, frame, bert_ckpt,
                                                                  capsys):
     a = _write(frame.iloc[:40], tmp_path / "a.jsonl", "jsonl")
