@@ -16,6 +16,9 @@ _PADDING_SIDES = ("left", "right")
 #: Padded tokens per forward pass on the CPU when ``max_batch_tokens="auto"``: the best or within
 #: 5% of the best rule for three models on two corpora (``benchmarks/README.md``, ``--sweep``).
 CPU_BATCH_TOKENS = 2048
+#: Rows tokenized and run together inside a partition (bounds a worker's memory; see
+#: :func:`classify_partition_many`).
+CHUNK_ROWS = 16_384
 
 
 def _string_dtype() -> Any:
@@ -366,16 +369,29 @@ def classify_partition_many(part: Any, classifiers: Sequence[DistributedDataClas
     columns: dict[str, pd.Series] = {}
     keep: np.ndarray | None = None
     prepared: dict[tuple[str, int | None], tuple[list[str], np.ndarray]] = {}
-    token_cache: dict[Any, Any] = {}
     for clf in classifiers:
         key = (clf.text_field, clf.max_chars)
         if key not in prepared:
             text = to_host(part[clf.text_field])
             prepared[key] = prepare_texts(text.tolist(), clf.text_field, text.index,
                                           clf.max_chars)
-        texts, valid = prepared[key]
-        outputs, info = clf._predict(texts, token_cache) if texts else (None, None)
-        cols = clf._output_columns(outputs, valid, info)
+    # Rows go through in chunks of CHUNK_ROWS: token ids and tokenizer state exist for one chunk
+    # at a time, so a worker's memory does not grow with the partition (a 64 MiB Parquet block
+    # of short texts is 200,000 rows). Length sorting is per chunk.
+    texts_of = [prepared[(clf.text_field, clf.max_chars)][0] for clf in classifiers]
+    pieces: list[list[np.ndarray]] = [[] for _ in classifiers]
+    infos: list[ModelInfo | None] = [None] * len(classifiers)
+    for start in range(0, max(map(len, texts_of), default=0), CHUNK_ROWS):
+        token_cache: dict[Any, Any] = {}  # shared by the classifiers of this chunk
+        for i, clf in enumerate(classifiers):
+            chunk = texts_of[i][start : start + CHUNK_ROWS]
+            if chunk:
+                out, infos[i] = clf._predict(chunk, token_cache)
+                pieces[i].append(out)
+    for i, clf in enumerate(classifiers):
+        valid = prepared[(clf.text_field, clf.max_chars)][1]
+        outputs = np.concatenate(pieces[i]) if pieces[i] else None
+        cols = clf._output_columns(outputs, valid, infos[i])
         if clf.filter_by is not None:
             mask = cols[clf.filter_field].isin(clf.filter_by).to_numpy(dtype=bool)
             keep = mask if keep is None else keep & mask

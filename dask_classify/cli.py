@@ -130,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-format", choices=["parquet", "jsonl"], default="parquet")
     p.add_argument("--blocksize", default="64MiB",
                    help="bytes per partition (default 64MiB; 0: one partition per text file)")
+    p.add_argument("--partition-rows", type=_positive_int, default=20_000, metavar="N",
+                   help="also aim for at most N rows per partition, so every worker gets work "
+                        "(default 20000; Parquet row groups are never split)")
     p.add_argument("--on-bad-lines", choices=["error", "skip"], default="error",
                    help="a line that cannot be read (not JSON, not UTF-8, wrong number of CSV "
                         "fields): stop with an error naming the file and line (default), or "
@@ -390,7 +393,7 @@ def _classify_file(client, clf, path, fmt, target, backend, args, count_field):
     )
 
     source = read_input(path, fmt, blocksize=args.blocksize, backend=backend,
-                        on_bad_lines=args.on_bad_lines)
+                        on_bad_lines=args.on_bad_lines, partition_rows=args.partition_rows)
     ddf = source.frame
     out = clf(ddf)
     with atomic_folder(target, overwrite=args.overwrite) as tmp:

@@ -325,6 +325,37 @@ def test_classify_many_equals_chained_classifiers_and_tokenizes_once(deberta_ckp
         classify_many(ddf, [a, DistributedDataClassifier(bert_ckpt, label_field="a")])
 
 
+def test_partitions_run_in_chunks_with_the_same_results(deberta_ckpt, bert_ckpt, mixed_texts,
+                                                         mixed_reference, monkeypatch):
+    import dask_classify.classifier as clfmod
+    import dask_classify.tokenize as tokmod
+    from dask_classify import classify_many
+
+    texts = list(mixed_texts[:300])
+    texts[10] = None  # a null row inside the first chunk
+    df = pd.DataFrame({"text": texts}, index=np.arange(300)[::-1])
+    a = DistributedDataClassifier(deberta_ckpt, label_field="a", score_field="pa",
+                                  max_seq_length=256)
+    b = DistributedDataClassifier(deberta_ckpt, label_field="b", max_seq_length=256,
+                                  filter_by=["High", "Low"])
+    c = DistributedDataClassifier(bert_ckpt, label_field="c")
+    whole = classify_many(df, [a, b, c])
+    calls = []
+    real = tokmod.tokenize
+    monkeypatch.setattr(tokmod, "tokenize", lambda *args: calls.append(len(args[1])) or real(*args))
+    monkeypatch.setattr(clfmod, "CHUNK_ROWS", 64)
+    chunked = classify_many(df, [a, b, c])
+    # 299 texts: chunks of 64 rows, each tokenized once for a+b and once for c
+    assert calls == [64, 64] * 4 + [43, 43]
+    assert chunked.index.tolist() == whole.index.tolist()
+    for col in ("a", "b", "c"):
+        assert chunked[col].tolist() == whole[col].tolist()
+    assert 0 < len(chunked) < 299 and 289 not in chunked.index  # filtered; null row dropped
+    positions = [299 - i for i in chunked.index]  # the index counts down
+    np.testing.assert_allclose(np.array(chunked["pa"].tolist()), mixed_reference[positions],
+                               atol=1e-5, rtol=0)
+
+
 def test_ten_megabyte_document_is_classified_quickly(deberta_ckpt, imdb_texts):
     import time
 

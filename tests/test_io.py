@@ -305,6 +305,30 @@ def _parquet(path: Path, n: int = 1000, row_group_size: int = 250) -> Path:
     return path
 
 
+def test_partition_rows_splits_parquet_at_row_groups_and_text_by_lines(tmp_path):
+    frame = pd.DataFrame({"id": range(10_000), "text": [f"row {i} " * 4 for i in range(10_000)]})
+    pq_path = tmp_path / "d.parquet"
+    frame.to_parquet(pq_path, index=False, row_group_size=1_000)
+    whole = read_dataframe(pq_path)  # 64 MiB of row groups: one partition
+    assert whole.npartitions == 1
+    split = read_dataframe(pq_path, partition_rows=2_500)  # 2 groups fit, 3 do not
+    sizes = split.map_partitions(len).compute().tolist()
+    assert sizes == [2_000] * 5
+    assert split.compute()["id"].tolist() == list(range(10_000))
+    assert read_dataframe(pq_path, partition_rows=10).npartitions == 10  # groups are not split
+    jsonl = tmp_path / "d.jsonl"
+    frame.to_json(jsonl, orient="records", lines=True)  # ~53 bytes a line
+    lines = read_dataframe(jsonl, partition_rows=2_000)
+    sizes = lines.map_partitions(len).compute().tolist()
+    assert sum(sizes) == 10_000 and len(sizes) == 5 and max(sizes) < 2_200  # about 2,000 each
+    assert read_dataframe(jsonl, partition_rows=100).npartitions == 8  # the 64 KiB floor
+    assert lines.compute()["id"].tolist() == list(range(10_000))
+    assert read_dataframe(jsonl, blocksize="128KiB", partition_rows=10**6).npartitions == (
+        jsonl.stat().st_size // 2**17)  # the blocksize is smaller: it wins
+    with pytest.raises(ValueError, match="partition_rows"):
+        read_input(jsonl, partition_rows=0)
+
+
 def test_truncated_parquet_names_the_file(tmp_path):
     path = _parquet(tmp_path / "d.parquet")
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
