@@ -51,6 +51,34 @@ def make_dataset(folder: Path, rows: int, rows_per_file: int = 200_000) -> Path:
     return folder
 
 
+def rows_written(folder: Path, seen: dict[str, int]) -> int:
+    """Rows in the finished Parquet parts under ``folder`` (hidden temporaries included)."""
+    import pyarrow.parquet as pq
+
+    for part in [*folder.glob("*/part.*.parquet"), *folder.glob(".*/part.*.parquet")]:
+        # the same part before and after its folder's rename: one key
+        key = f"{part.parent.name.split('.tmp-')[0].lstrip('.')}/{part.name}"
+        if key not in seen:
+            try:
+                seen[key] = pq.read_metadata(part).num_rows
+            except OSError:  # being written or renamed right now: next sample
+                continue
+    return sum(seen.values())
+
+
+def rss_by_rows(samples: list[dict], rows: int) -> list[dict]:
+    """Highest worker RSS (MiB) seen up to each quarter of the rows written: flat memory means
+    the later quarters add nothing."""
+    out = []
+    for quarter in (1, 2, 3, 4):
+        upto = [s for s in samples if s["rows_written"] <= rows * quarter / 4]
+        if upto:
+            out.append({"rows_written_up_to": rows * quarter // 4,
+                        "worker_rss_mib": round(max(max(s["worker_rss"], default=0)
+                                                    for s in upto) / 2**20, 1)})
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
@@ -79,14 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     samples: list[dict] = []
     stop = threading.Event()
 
+    seen: dict[str, int] = {}
+
     def sample() -> None:
         from distributed import Client
 
         with Client(cluster) as client:
             while not stop.is_set():
                 rss = client.run(lambda: psutil.Process().memory_info().rss)
-                written = sum(1 for _ in (out / "classified").glob(".*/*/part.*"))
-                samples.append({"t": time.perf_counter() - started, "written_parts": written,
+                samples.append({"t": time.perf_counter() - started,
+                                "rows_written": rows_written(out / "classified", seen),
                                 "client_rss": psutil.Process().memory_info().rss,
                                 "worker_rss": list(rss.values())})
                 stop.wait(args.interval)
@@ -116,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows_out": summary["rows_out"],
         "peak_worker_rss_mib": [round(p / 2**20, 1) for p in worker_peaks],
         "peak_client_rss_mib": round(max(s["client_rss"] for s in samples) / 2**20, 1),
+        "worker_rss_by_rows": rss_by_rows(samples, args.rows),
         "samples": samples,
         "machine": f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
     }

@@ -165,3 +165,32 @@ def test_combine_merges_runs_into_one_report(bench, classify_run, scaling_run, t
     assert _is_png(tmp_path / "classify.png")
     table = (tmp_path / "classify.md").read_text(encoding="utf-8")
     assert "| tiny | 200 | dask_classifier |" in table and "| 400 |" in table
+
+
+def test_bench_large_quick(tmp_path):
+    sys.path.insert(0, str(BENCH))
+    try:
+        large = importlib.import_module("bench_large")
+    finally:
+        sys.path.remove(str(BENCH))
+    out = tmp_path / "large"
+    assert large.main(["--rows", "3000", "--out", str(out), "--interval", "0.2"]) == 0
+    result = json.loads((out / "large.json").read_text(encoding="utf-8"))
+    assert result["rows"] == result["rows_out"] == 3000
+    assert len(result["peak_worker_rss_mib"]) == 2 and min(result["peak_worker_rss_mib"]) > 50
+    written = [s["rows_written"] for s in result["samples"]]
+    assert written == sorted(written) and 0 <= written[-1] <= 3000  # counted from the footers
+    assert result["worker_rss_by_rows"][-1]["rows_written_up_to"] == 3000
+    assert _is_png(out / "large.png")
+    # the row counter: finished and in-flight parts, a part counted once across its rename
+    import pandas as pd
+
+    folder = tmp_path / "classified"
+    (folder / "a.parquet").mkdir(parents=True)
+    (folder / ".b.parquet.tmp-1234").mkdir()
+    pd.DataFrame({"x": range(100)}).to_parquet(folder / "a.parquet" / "part.00000.parquet")
+    pd.DataFrame({"x": range(50)}).to_parquet(folder / ".b.parquet.tmp-1234" / "part.00000.parquet")
+    seen: dict[str, int] = {}
+    assert large.rows_written(folder, seen) == 150
+    (folder / ".b.parquet.tmp-1234").rename(folder / "b.parquet")
+    assert large.rows_written(folder, seen) == 150
