@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     def sample() -> None:
         from distributed import Client
 
-        with Client(cluster) as client:
+        with Client(cluster, set_as_default=False) as client:
             while not stop.is_set():
                 rss = client.run(lambda: psutil.Process().memory_info().rss)
                 samples.append({"t": time.perf_counter() - started,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -174,7 +175,12 @@ def test_bench_large_quick(tmp_path):
     finally:
         sys.path.remove(str(BENCH))
     out = tmp_path / "large"
-    assert large.main(["--rows", "3000", "--out", str(out), "--interval", "0.2"]) == 0
+    # in its own process, as it is run: its LocalCluster and clients must not leak into the
+    # other tests' dask config and environment
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_large.py"), "--rows", "3000",
+                           "--out", str(out), "--interval", "0.2"],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((out / "large.json").read_text(encoding="utf-8"))
     assert result["rows"] == result["rows_out"] == 3000
     assert len(result["peak_worker_rss_mib"]) == 2 and min(result["peak_worker_rss_mib"]) > 50
