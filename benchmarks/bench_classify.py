@@ -448,10 +448,10 @@ def bench_model(ck: C.Checkpoint, texts: list[str], args: argparse.Namespace, cl
         runs[method] = {**_throughput(rows, tokens, wall, used), **memory}
         C.log(f"  {ck.name} {method}: {rows / wall:.1f} docs/s ({wall:.1f} s)")
 
+    # equal batches for every runtime but dask_classifier_auto (the package's CPU default)
     common_kw = dict(batch_size=args.batch_size, npartitions=npartitions, backend=backend,
-                     worker_pids=worker_pids, max_seq_length=max_length)
-    record("dask_classifier", run_dask_classifier(client, ck.hf, texts, max_batch_tokens=None,
-                                                  **common_kw))
+                     worker_pids=worker_pids, max_seq_length=max_length, max_batch_tokens=None)
+    record("dask_classifier", run_dask_classifier(client, ck.hf, texts, **common_kw))
     split, prof = time_split(ck.hf, texts, batch_size=args.batch_size,
                              npartitions=npartitions, backend=backend, max_length=max_length)
     dask_wall = runs["dask_classifier"]["wall_s"]
@@ -472,8 +472,7 @@ def bench_model(ck: C.Checkpoint, texts: list[str], args: argparse.Namespace, cl
         del pipe
     if "dask_classifier_auto" in methods:
         record("dask_classifier_auto", run_dask_classifier(
-            client, ck.hf, texts, max_batch_tokens="auto", **common_kw))
-    common_kw["max_batch_tokens"] = None
+            client, ck.hf, texts, **{**common_kw, "max_batch_tokens": "auto"}))
     if "dask_classifier_nvidia" in methods:
         record("dask_classifier_nvidia",
                run_dask_classifier(client, ck.nvidia, texts, **common_kw))

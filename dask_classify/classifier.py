@@ -131,10 +131,11 @@ class DistributedDataClassifier:
             raise ValueError(f"padding_side must be 'left' or 'right', not {padding_side!r}")
         if int(model_inference_batch_size) < 1:
             raise ValueError("model_inference_batch_size must be >= 1")
-        if max_batch_tokens != "auto" and max_batch_tokens is not None and (
-                isinstance(max_batch_tokens, str) or int(max_batch_tokens) < 1):
-            raise ValueError(f"max_batch_tokens must be a positive integer, 'auto' or None, "
-                             f"not {max_batch_tokens!r}")
+        if max_batch_tokens not in ("auto", None):
+            if isinstance(max_batch_tokens, str) or int(max_batch_tokens) < 1:
+                raise ValueError(f"max_batch_tokens must be a positive integer, 'auto' or None, "
+                                 f"not {max_batch_tokens!r}")
+            max_batch_tokens = int(max_batch_tokens)
         if max_chars is not None and int(max_chars) < 1:
             raise ValueError(f"max_chars must be a positive integer or None, not {max_chars}")
         if max_seq_length is not None and int(max_seq_length) < 2:
@@ -154,8 +155,7 @@ class DistributedDataClassifier:
         self.padding_side = padding_side
         self.sort_by_length = bool(sort_by_length)
         self.model_inference_batch_size = int(model_inference_batch_size)
-        self.max_batch_tokens = (max_batch_tokens if max_batch_tokens in ("auto", None)
-                                 else int(max_batch_tokens))
+        self.max_batch_tokens = max_batch_tokens
         self.autocast = bool(autocast)
         self.device = device
         self.quantize = quantize
@@ -378,18 +378,18 @@ def classify_partition_many(part: Any, classifiers: Sequence[DistributedDataClas
     # Rows go through in chunks of CHUNK_ROWS: token ids and tokenizer state exist for one chunk
     # at a time, so a worker's memory does not grow with the partition (a 64 MiB Parquet block
     # of short texts is 200,000 rows). Length sorting is per chunk.
-    texts_of = [prepared[(clf.text_field, clf.max_chars)][0] for clf in classifiers]
+    inputs = [prepared[(clf.text_field, clf.max_chars)] for clf in classifiers]
     pieces: list[list[np.ndarray]] = [[] for _ in classifiers]
     infos: list[ModelInfo | None] = [None] * len(classifiers)
-    for start in range(0, max(map(len, texts_of), default=0), CHUNK_ROWS):
+    for start in range(0, max((len(texts) for texts, _ in inputs), default=0), CHUNK_ROWS):
         token_cache: dict[Any, Any] = {}  # shared by the classifiers of this chunk
         for i, clf in enumerate(classifiers):
-            chunk = texts_of[i][start : start + CHUNK_ROWS]
+            chunk = inputs[i][0][start : start + CHUNK_ROWS]
             if chunk:
                 out, infos[i] = clf._predict(chunk, token_cache)
                 pieces[i].append(out)
     for i, clf in enumerate(classifiers):
-        valid = prepared[(clf.text_field, clf.max_chars)][1]
+        valid = inputs[i][1]
         outputs = np.concatenate(pieces[i]) if pieces[i] else None
         cols = clf._output_columns(outputs, valid, infos[i])
         if clf.filter_by is not None:

@@ -49,8 +49,11 @@ def _positive_int(text: str) -> int:
 
 
 def _batch_tokens(text: str) -> int | str | None:
-    if text.lower() in ("auto", "none"):
-        return None if text.lower() == "none" else "auto"
+    word = text.lower()
+    if word == "auto":
+        return "auto"
+    if word == "none":
+        return None
     try:
         return _positive_int(text)
     except argparse.ArgumentTypeError:
