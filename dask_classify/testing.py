@@ -105,7 +105,8 @@ def build_tokenizer(folder: str | os.PathLike, kind: str = "deberta",
         Where the tokenizer files are saved (created if missing).
     kind : {"deberta", "bert"}, default "deberta"
         ``"deberta"``: a SentencePiece unigram model wrapped as ``DebertaV2Tokenizer`` (needs
-        ``sentencepiece``); ``"bert"``: a WordPiece vocabulary wrapped as ``BertTokenizer``.
+        ``sentencepiece``); ``"bert"``: a WordPiece vocabulary made from SentencePiece BPE pieces
+        (deterministic), wrapped as ``BertTokenizer``.
     texts : iterable of str, optional
         Training corpus; default :func:`default_corpus`.
     vocab_size : int, default 2000
@@ -135,14 +136,33 @@ def build_tokenizer(folder: str | os.PathLike, kind: str = "deberta",
     folder.mkdir(parents=True, exist_ok=True)
     texts = list(texts) if texts is not None else default_corpus()
     if kind == "bert":
-        from tokenizers import BertWordPieceTokenizer
+        import io
+
+        import sentencepiece as spm
+        from tokenizers.normalizers import BertNormalizer
+        from tokenizers.pre_tokenizers import BertPreTokenizer
         from transformers import BertTokenizer
 
-        wp = BertWordPieceTokenizer(lowercase=True)
-        wp.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=1,
-                               special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
-        vocab = sorted(wp.get_vocab().items(), key=lambda kv: kv[1])
-        (folder / "vocab.txt").write_text("".join(t + "\n" for t, _ in vocab), encoding="utf-8")
+        # The tokenizers WordPiece trainer breaks ties between equally frequent merges in hash
+        # order: the same corpus gave another vocabulary (other token ids, hence another "random"
+        # model) on every run. SentencePiece's BPE trainer is deterministic; its pieces, learnt on
+        # the text as BERT normalises and splits it, become WordPiece tokens ("\u2581the" -> "the",
+        # "ing" -> "##ing") after every character in both forms.
+        norm, pre = BertNormalizer(lowercase=True), BertPreTokenizer()
+        lines = [" ".join(w for w, _ in pre.pre_tokenize_str(norm.normalize_str(t))) for t in texts]
+        chars = sorted({c for line in lines for c in line if not c.isspace()})
+        model = io.BytesIO()
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(lines), model_writer=model, model_type="bpe",
+            vocab_size=vocab_size, hard_vocab_limit=False, character_coverage=1.0,
+            normalization_rule_name="identity", minloglevel=2)
+        sp = spm.SentencePieceProcessor(model_proto=model.getvalue())
+        pieces = (sp.id_to_piece(i) for i in range(sp.get_piece_size()) if not sp.is_control(i)
+                  and not sp.is_unknown(i))
+        vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *("##" + c for c in chars)]
+        vocab += [p[1:] if p.startswith("\u2581") else "##" + p for p in pieces if p != "\u2581"]
+        vocab = list(dict.fromkeys(vocab))[: max(vocab_size, 5 + 2 * len(chars))]
+        (folder / "vocab.txt").write_text("".join(t + "\n" for t in vocab), encoding="utf-8")
         # from_pretrained reads vocab.txt in transformers 4 and 5 (v5 ignores vocab_file=).
         tok = BertTokenizer.from_pretrained(str(folder), model_max_length=MODEL_MAX_LENGTH)
         if len(tok) < len(vocab):

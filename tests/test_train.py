@@ -313,7 +313,7 @@ def test_num_output_layers_2_round_trips(encoder, sst2, tmp_path, dev_frame):
     assert info.kind == "deberta" and loaded.config["num_output_layers"] == 2
     texts = dev_frame["sentence"].tolist()[:64]
     expected = predict_probabilities(result.model, result.tokenizer, texts, MAX_LEN)
-    out = DistributedDataClassifier(result.best_model, score_field="p")(
+    out = DistributedDataClassifier(result.best_model, score_field="p", max_seq_length=MAX_LEN)(
         pd.DataFrame({"text": texts}))
     np.testing.assert_allclose(np.stack(out["p"].to_numpy()), expected, atol=1e-5)
     truth = dev_frame["label"].to_numpy()[:64]
