@@ -41,11 +41,16 @@ def get_client(
         ``distributed.LocalCluster``; ``"auto"`` picks ``"gpu"`` when a GPU and the ``[gpu]``
         extra are present.
     n_workers : int, optional
-        Number of workers. CPU default: 1 (see Notes). GPU default: one per visible GPU.
+        Number of workers. CPU default: distributed's own split of the cores into worker
+        processes and threads (``nprocesses_nthreads``: one single-threaded worker per core up to
+        4 cores, then about the square root of the cores; see Notes). GPU default: one per
+        visible GPU.
     threads_per_worker : int, optional
-        Threads per worker. CPU default: the number of cores usable by this process.
+        Threads per worker (and torch threads in each worker). CPU default: that same split, or
+        the cores divided by ``n_workers`` when ``n_workers`` is given (and, given only this,
+        ``n_workers`` defaults to the cores divided by it).
     processes : bool, optional
-        CPU only: run workers in separate processes. Default: ``False`` when ``n_workers`` is 1
+        CPU only: run workers in separate processes. Default: ``False`` when there is one worker
         (an in-process worker), else ``True``.
     reuse_existing : bool, default True
         Return the current default client when there is one, instead of starting a cluster.
@@ -66,13 +71,17 @@ def get_client(
 
     Notes
     -----
-    On a CPU the model's matrix multiplications are the cost, and torch already uses every core
-    inside one process. Measured here (DESIGN.md §6) one in-process worker with a thread per core
-    classifies ~1.6x faster than process workers, whose nannies set
-    ``MALLOC_TRIM_THRESHOLD_=65536`` (slowing torch by 30-40%) and ``OMP_NUM_THREADS=1``. When
-    process workers are asked for, the malloc setting is removed and each worker's torch gets
-    ``cores // n_workers`` threads. In every process forward passes run one at a time with all of
-    that process's torch threads, while other task threads tokenize.
+    Process workers' nannies set ``MALLOC_TRIM_THRESHOLD_=65536``, which slowed torch by 30-40%
+    (DESIGN.md §6), and ``OMP_NUM_THREADS=1``: here the malloc setting is removed and each
+    worker's torch gets ``cores // n_workers`` threads. Measured on 2 cores with both runs
+    interleaved (``benchmarks/bench_layouts.py``), two single-threaded process workers classify
+    1.7-1.9x faster than one in-process worker with two threads, for the tiny DeBERTa and for
+    all-MiniLM-L6-v2 alike, and the in-process worker is within a few percent of calling the
+    partition function directly: a forward pass of a small encoder is many short operations,
+    which one core per process runs without waiting on a second thread. Each worker process
+    holds its own copy of the model; pass ``n_workers=1`` for a single in-process worker when
+    memory is short. In every process forward passes run one at a time with all of that
+    process's torch threads, while other task threads tokenize.
 
     Examples
     --------
@@ -106,8 +115,13 @@ def get_client(
 
     import dask
     from distributed import LocalCluster
+    from distributed.deploy.utils import nprocesses_nthreads
 
-    n_workers = 1 if n_workers is None else int(n_workers)
+    if n_workers is None and threads_per_worker is None:
+        n_workers, threads_per_worker = nprocesses_nthreads(_cpu_cores())
+    elif n_workers is None:
+        n_workers = max(1, _cpu_cores() // int(threads_per_worker))
+    n_workers = int(n_workers)
     if n_workers < 1:
         raise ValueError(f"n_workers must be >= 1, not {n_workers}")
     if threads_per_worker is None:

@@ -72,7 +72,7 @@ def test_batching_helpers_match_run_model(bench):
 def classify_run(bench, work_dir, tmp_path_factory) -> tuple[dict, Path]:
     out = tmp_path_factory.mktemp("classify")
     payload = bench["bench_classify"].main(
-        ["--quick", "--no-scaling", "--out", str(out), "--work-dir", str(work_dir)])
+        ["--quick", "--no-scaling", "--sweep", "--out", str(out), "--work-dir", str(work_dir)])
     return payload, out
 
 
@@ -119,8 +119,17 @@ def test_bench_classify_quick(classify_run):
     assert split["model_s"] > 0 and split["tokenize_s"] > 0
     shares = split["tokenize_share"] + split["model_share"] + split["other_share"]
     assert shares == pytest.approx(1.0, abs=1e-3)
-    assert split["dask_overhead_s"] == pytest.approx(split["dask_wall_s"] - split["in_process_s"],
-                                                     abs=2e-3)
+    # Dask's own cost: an in-process worker on the same cores against direct calls, interleaved
+    overhead = split["dask_overhead"]
+    assert overhead["reps"] == 2 and len(overhead["direct_walls_s"]) == 2
+    (layout,) = overhead["layouts"]
+    assert layout["n_workers"] == 1 and layout["processes"] is False
+    assert len(layout["walls_s"]) == 2 and layout["wall_s_median"] > 0
+    assert split["dask_overhead_frac"] == pytest.approx(1 / layout["vs_direct"] - 1, abs=2e-3)
+    assert split["dask_overhead_s"] == pytest.approx(
+        split["dask_overhead_frac"] * split["in_process_s"], abs=2e-3)
+    assert split["default_cluster_vs_in_process"] == pytest.approx(
+        split["in_process_s"] / split["dask_wall_s"], rel=1e-2)
     flops = tiny["flops"]
     assert flops["flop_fit_check_rel_err"] < 1e-6
     assert 0 < flops["fraction_of_peak"] < 2  # sane: cannot be far above the matmul peak
@@ -132,6 +141,14 @@ def test_bench_classify_quick(classify_run):
     assert {"tiny.speedup_vs_pipeline_unsorted", "tiny.dask_overhead",
             "tiny.fraction_of_matmul_peak", "tiny.int8_speedup"} <= set(targets)
     assert all(isinstance(t["met"], bool) for t in targets.values())
+    # the sweeps: every batching rule on both corpora; every CPU layout, the default first
+    batching = written["sweep"]["batching"]["tiny"]
+    assert set(batching) == {"mixed", "ag_news"}
+    clusters = written["sweep"]["clusters"]
+    names = [c["layout"] for c in clusters["layouts"]]
+    assert len(names) == 5 and names[0].startswith("get_client() default")
+    assert all(c["docs_per_s"] > 0 and len(c["walls_s"]) == 1 for c in clusters["layouts"])
+    assert clusters["direct_docs_per_s"] > 0
 
 
 def test_bench_scaling_quick(scaling_run):

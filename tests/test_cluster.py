@@ -54,13 +54,35 @@ def test_local_cluster_with_two_worker_processes(deberta_ckpt, ag_news_texts):
     assert set(envs.values()) == {share} and set(trims.values()) == {None}
 
 
-def test_get_client_reuses_the_running_client():
+def test_get_client_default_layout_and_reuse():
+    from distributed.deploy.utils import nprocesses_nthreads
+
+    cores = len(__import__("os").sched_getaffinity(0))
+    n_workers, threads = nprocesses_nthreads(cores)
     client = get_client(backend="cpu", reuse_existing=False, dashboard_address=None)
     try:
         assert get_client() is client
-        assert client.cluster.scheduler_info["workers"]  # in-process worker, threads = cores
-        (worker,) = client.cluster.workers.values()
-        assert worker.state.nthreads >= 1
+        # distributed's split of the cores (2 cores: two single-threaded worker processes)
+        info = client.scheduler_info(n_workers=-1)["workers"]
+        assert len(info) == n_workers
+        assert {w["nthreads"] for w in info.values()} == {threads}
+        if n_workers > 1:
+            torch_threads = client.run(lambda: __import__("torch").get_num_threads())
+            assert set(torch_threads.values()) == {max(1, cores // n_workers)}
+        else:
+            assert not client.cluster.processes  # a single worker runs in this process
+    finally:
+        client.close()
+        client.cluster.close()
+
+
+def test_get_client_threads_only_sets_the_worker_count():
+    cores = len(__import__("os").sched_getaffinity(0))
+    client = get_client(backend="cpu", threads_per_worker=cores, reuse_existing=False,
+                        dashboard_address=None)
+    try:
+        info = client.scheduler_info(n_workers=-1)["workers"]
+        assert len(info) == 1 and {w["nthreads"] for w in info.values()} == {cores}
     finally:
         client.close()
         client.cluster.close()
