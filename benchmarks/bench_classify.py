@@ -4,7 +4,8 @@ In one process run, on the same texts, model and batch size, it measures documen
 tokens/s of
 
 * ``dask_classifier``: :class:`dask_classify.DistributedDataClassifier` on the Dask cluster of
-  :func:`dask_classify.get_client` (CPU default: one in-process worker, a thread per core);
+  :func:`dask_classify.get_client` (CPU default: distributed's split of the cores into
+  worker processes; on 2 cores two single-threaded processes);
 * ``pipeline_sorted``: ``transformers.pipeline("text-classification")`` fed the texts longest
   first (by characters; labels put back in order), the best a user can do with the pipeline;
 * ``pipeline_unsorted``: the same pipeline over the texts as they come (what most users do);
@@ -20,7 +21,10 @@ tokens/s of
 with the label agreement and peak memory of each, the achieved model FLOP/s against this
 machine's fp32 matmul peak (measured in the same run), the share of time spent tokenizing vs in
 the model vs in Dask, and (``bench_scaling.py``, run from here) how time and worker memory grow
-from 10k to 100k rows (1M with ``--large``).
+from 10k to 100k rows (1M with ``--large``). Dask's overhead is measured on one in-process
+worker against direct calls of the partition function on the same texts, the two interleaved and
+repeated (medians): this VM's speed drifts by 20-40% within minutes, so runs taken one after the
+other cannot be compared. ``--sweep`` compares the CPU cluster layouts the same way.
 
 Every runtime runs the *same* folder: an ``AutoModelForSequenceClassification`` exported from
 the NVIDIA-format checkpoint with an identity pooler (see ``common.export_hf``), so labels must
@@ -407,7 +411,9 @@ def interleaved_layouts(folder: Path, texts: list[str], layouts: list[tuple[str,
             C.log("  layouts, repetition " + str(rep + 1) + ": " + ", ".join(
                 f"{k} {len(texts) / v[-1]:.1f}" for k, v in walls.items()) + " docs/s")
     finally:
-        for client in clients.values():
+        # newest first: each Client restores on close the dask config it found when it started
+        # (scheduler="dask.distributed" would otherwise outlive them all)
+        for client in reversed(list(clients.values())):
             cluster = client.cluster
             client.close()
             cluster.close()

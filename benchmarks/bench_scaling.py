@@ -1,12 +1,12 @@
 """Benchmark: how throughput, wall time and worker memory grow with rows and workers.
 
 Each size runs in a fresh Python process (so peak memory is that size's own), on a Dask
-cluster started by :func:`dask_classify.get_client` (default: one in-process worker with a thread
-per core, so the worker's memory is that process's memory). Partitions are built *on the
-worker* from a pool of real mixed-length texts (IMDB, AG News, SST-2; at most 20,000 distinct
-texts, repeated to the size asked), and only the label counts come back, so nothing but the
-classifier itself can make memory grow with rows. Targets: time linear in rows, worker memory
-flat.
+cluster started by :func:`dask_classify.get_client` (default: distributed's split of the cores
+into worker processes; ``--workers 1``: one in-process worker, whose memory is that process's).
+Partitions are built *on the worker* from a pool of real mixed-length texts (IMDB, AG News,
+SST-2; at most 20,000 distinct texts, repeated to the size asked), and only the label counts
+come back, so nothing but the classifier itself can make memory grow with rows. Targets: time
+linear in rows, worker memory flat.
 
 Usage::
 
@@ -189,10 +189,11 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _layout_name(scaling: dict[str, Any]) -> str:
-    n = scaling.get("n_workers")
-    if n in (None, 1):
+    run = scaling["runs"][0]
+    if run["in_process_worker"]:
         return "1 in-process worker"
-    return f"{n} process workers"
+    n = len(run["worker_pids"])
+    return f"{n} process worker{'s' if n > 1 else ''}"
 
 
 def plot_throughput(layouts: list[dict[str, Any]], ax_rate: Any, ax_mem: Any) -> None:

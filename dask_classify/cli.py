@@ -68,9 +68,11 @@ def _cluster_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--backend", choices=["auto", "cpu", "gpu"], default="auto",
                        help="local cluster kind when no scheduler is given (default: auto)")
     group.add_argument("--n-workers", type=_positive_int, metavar="N",
-                       help="local workers (CPU default 1; GPU default one per GPU)")
+                       help="local workers (CPU default: distributed's split of the cores, "
+                            "e.g. 2 single-threaded processes on 2 cores; GPU default: one per "
+                            "GPU)")
     group.add_argument("--threads-per-worker", type=_positive_int, metavar="N",
-                       help="threads per local worker (CPU default: all cores)")
+                       help="threads per local worker (CPU default: cores / workers)")
     group.add_argument("--dashboard-address", default=":0", metavar="ADDR",
                        help="Dask dashboard address (default: a free port; 'none': a free "
                             "port, link not printed; distributed always serves it)")

@@ -70,9 +70,15 @@ def test_batching_helpers_match_run_model(bench):
 
 @pytest.fixture(scope="module")
 def classify_run(bench, work_dir, tmp_path_factory) -> tuple[dict, Path]:
+    import dask
+
     out = tmp_path_factory.mktemp("classify")
+    scheduler = dask.config.get("scheduler", None)
     payload = bench["bench_classify"].main(
         ["--quick", "--no-scaling", "--sweep", "--out", str(out), "--work-dir", str(work_dir)])
+    # its several clients closed, the dask config is as it was (a leaked
+    # scheduler="dask.distributed" made every later compute() fail with "no Client active")
+    assert dask.config.get("scheduler", None) == scheduler
     return payload, out
 
 
