@@ -132,12 +132,24 @@ def get_client(
     # each worker's torch gets its share of the cores instead of the nanny's default of 1.
     share = str(max(1, _cpu_cores() // n_workers))
     environ = {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": share, "MKL_NUM_THREADS": share}
-    with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v
-                          for k, v in environ.items()}):
-        cluster = LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=threads_per_worker,
-            processes=processes,
-            **cluster_kwargs,
-        )
+    # Each nanny writes its pre-spawn variables into *this* process's os.environ and leaves them
+    # there (distributed.nanny, os.environ.update before spawning): OMP_NUM_THREADS=1 would then
+    # give this process's own torch (set_torch_threads, direct classify_partition calls, a later
+    # in-process worker) one thread. They are put back as they were once the workers run.
+    before = {k: os.environ.get(k) for k in environ}
+    try:
+        with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v
+                              for k, v in environ.items()}):
+            cluster = LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=threads_per_worker,
+                processes=processes,
+                **cluster_kwargs,
+            )
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     return Client(cluster)

@@ -76,6 +76,34 @@ def test_get_client_default_layout_and_reuse():
         client.cluster.close()
 
 
+def test_process_workers_leave_this_process_environment_alone(deberta_ckpt, monkeypatch):
+    # distributed's nannies write OMP_NUM_THREADS=<share> into the parent's os.environ; left
+    # there, this process's own classification ran on one torch thread
+    import torch
+
+    from dask_classify.predict import set_torch_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "7")
+    cores = len(__import__("os").sched_getaffinity(0))
+    client = get_client(backend="cpu", n_workers=2, processes=True, reuse_existing=False,
+                        dashboard_address=None)
+    try:
+        env = __import__("os").environ
+        assert "OMP_NUM_THREADS" not in env and env["MKL_NUM_THREADS"] == "7"
+        before = torch.get_num_threads()
+        try:
+            set_torch_threads(None)
+            assert torch.get_num_threads() == cores
+        finally:
+            torch.set_num_threads(before)
+        assert set(client.run(lambda: __import__("os").environ["OMP_NUM_THREADS"]).values()) == {
+            str(max(1, cores // 2))}
+    finally:
+        client.close()
+        client.cluster.close()
+
+
 def test_get_client_threads_only_sets_the_worker_count():
     cores = len(__import__("os").sched_getaffinity(0))
     client = get_client(backend="cpu", threads_per_worker=cores, reuse_existing=False,
