@@ -73,12 +73,12 @@ def get_client(
     -----
     Process workers' nannies set ``MALLOC_TRIM_THRESHOLD_=65536``, which slowed torch by 30-40%
     (DESIGN.md §6), and ``OMP_NUM_THREADS=1``: here the malloc setting is removed and each
-    worker's torch gets ``cores // n_workers`` threads. Measured on 2 cores with both runs
-    interleaved (``benchmarks/bench_layouts.py``), two single-threaded process workers classify
-    1.7-1.9x faster than one in-process worker with two threads, for the tiny DeBERTa and for
-    all-MiniLM-L6-v2 alike, and the in-process worker is within a few percent of calling the
-    partition function directly: a forward pass of a small encoder is many short operations,
-    which one core per process runs without waiting on a second thread. Each worker process
+    worker's torch gets ``cores // n_workers`` threads. Measured on 2 cores with the runs
+    interleaved (``benchmarks/bench_classify.py --sweep``; tiny DeBERTa, mixed real text), two
+    single-threaded process workers classify 1.5x faster than one in-process worker with two
+    threads, which is within a few percent of calling the partition function directly: a
+    forward pass of a small encoder is many short operations, which one core per process runs
+    without waiting on a second thread. Each worker process
     holds its own copy of the model; pass ``n_workers=1`` for a single in-process worker when
     memory is short. In every process forward passes run one at a time with all of that
     process's torch threads, while other task threads tokenize.
