@@ -432,6 +432,13 @@ def interleaved_layouts(folder: Path, texts: list[str], layouts: list[tuple[str,
     }
 
 
+def in_process_layout() -> tuple[str, dict[str, Any]]:
+    """One in-process worker with a thread per core (the layout Dask's overhead is taken on)."""
+    cores = C.cpu_cores()
+    return (f"1 in-process worker x {cores} threads",
+            {"n_workers": 1, "threads_per_worker": cores, "processes": False})
+
+
 def cpu_layouts() -> list[tuple[str, dict[str, Any]]]:
     """The CPU cluster layouts compared, the get_client() default first."""
     from distributed.deploy.utils import nprocesses_nthreads
@@ -441,8 +448,7 @@ def cpu_layouts() -> list[tuple[str, dict[str, Any]]]:
     return [
         (f"get_client() default: {n} {'process' if n > 1 else 'in-process'} worker(s) x {t} "
          "thread(s)", {}),
-        (f"1 in-process worker x {cores} threads",
-         {"n_workers": 1, "threads_per_worker": cores, "processes": False}),
+        in_process_layout(),
         ("1 in-process worker x 1 thread",
          {"n_workers": 1, "threads_per_worker": 1, "processes": False}),
         (f"1 process worker x {cores} threads",
@@ -456,12 +462,8 @@ def dask_overhead(folder: Path, texts: list[str], *, batch_size: int, npartition
                   reps: int, max_length: int | None) -> dict[str, Any]:
     """Dask's cost over the direct partition calls on the same cores: one in-process worker
     with a thread per core against the direct calls, interleaved (see interleaved_layouts)."""
-    cores = C.cpu_cores()
-    name = f"1 in-process worker x {cores} threads"
-    result = interleaved_layouts(
-        folder, texts, [(name, {"n_workers": 1, "threads_per_worker": cores,
-                                "processes": False})],
-        batch_size=batch_size, npartitions=npartitions, reps=reps, max_length=max_length)
+    result = interleaved_layouts(folder, texts, [in_process_layout()], batch_size=batch_size,
+                                 npartitions=npartitions, reps=reps, max_length=max_length)
     (layout,) = result["layouts"]
     result["dask_overhead_frac"] = round(1 / layout["vs_direct"] - 1, 4)
     return result
