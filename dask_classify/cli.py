@@ -252,6 +252,11 @@ def _close_quietly(client: Any, owned: bool) -> None:
     quiet.setLevel(logging.CRITICAL)
     try:
         cluster = getattr(client, "cluster", None) if owned else None
+        if cluster is not None:  # worker processes log a failed heartbeat as the scheduler goes
+            try:
+                client.run(_silence_distributed_logs)
+            except Exception:  # noqa: BLE001 - a worker already gone has nothing to say
+                pass
         client.close()
         if cluster is not None:
             cluster.close()
@@ -354,6 +359,13 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     (out_dir / "_summary.json").write_text(json.dumps(totals, indent=2) + "\n",
                                            encoding="utf-8")
     return 0
+
+
+def _silence_distributed_logs() -> None:
+    """Raise this worker's ``distributed`` log level to CRITICAL (run just before shutdown)."""
+    import logging
+
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
 
 
 def _quiet_input_errors() -> None:
