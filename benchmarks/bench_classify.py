@@ -17,6 +17,8 @@ tokens/s of
 * ``dask_classifier_int8``: the classifier with ``quantize="int8"`` on the NVIDIA-format folder,
   compared with ``dask_classifier_nvidia`` (CPU only);
 * ``crossfit`` (GPU only, when crossfit is installed): crossfit's tokenizer + predictor ops;
+* for DeBERTa-v2/v3 models (CPU): transformers' attention against the package's
+  (``dask_classify.fast_attention``), same weights and batches, interleaved in this process;
 
 with the label agreement and peak memory of each, the achieved model FLOP/s against this
 machine's fp32 matmul peak (measured in the same run), the share of time spent tokenizing vs in
@@ -469,6 +471,61 @@ def dask_overhead(folder: Path, texts: list[str], *, batch_size: int, npartition
     return result
 
 
+def attention_comparison(folder: Path, texts: list[str], *, batch_size: int, max_length: int,
+                         reps: int = 3) -> dict[str, Any] | None:
+    """transformers' DeBERTa-v2/v3 attention against ``dask_classify.fast_attention``'s, in this
+    process: the same model weights, token ids and ``batch_size``-row batches (longest first,
+    as ``run_model`` makes them), the two interleaved ``reps`` times (medians). None when the
+    model has no DeBERTa-v2 attention."""
+    import copy
+
+    import numpy as np
+    import torch
+
+    from dask_classify.fast_attention import speed_up_deberta
+    from dask_classify.model import load_model, load_tokenizer
+    from dask_classify.predict import run_model
+    from dask_classify.tokenize import tokenize
+
+    original, _ = load_model(folder)
+    fast = copy.deepcopy(original)
+    if speed_up_deberta(fast) == 0:
+        return None
+    tok = load_tokenizer(folder)
+    ids = tokenize(tok, texts, max_length)
+    pad = tok.pad_token_id or 0
+    torch.set_num_threads(C.cpu_cores())
+
+    def run(model: Any) -> tuple[np.ndarray, float]:
+        return C.timed(lambda: run_model(model, ids, pad_id=pad, device="cpu",
+                                         batch_size=batch_size, max_tokens=None))
+
+    head = ids[: 2 * batch_size]
+    for model in (original, fast):  # warm-up
+        run_model(model, head, pad_id=pad, device="cpu", batch_size=batch_size)
+    walls: dict[str, list[float]] = {"transformers": [], "dask_classify": []}
+    outputs: dict[str, np.ndarray] = {}
+    for _ in range(reps):
+        for name, model in (("transformers", original), ("dask_classify", fast)):
+            outputs[name], wall = run(model)
+            walls[name].append(wall)
+    median = {k: statistics.median(v) for k, v in walls.items()}
+    a, b = outputs["transformers"], outputs["dask_classify"]
+    result = {
+        "rows": len(texts), "batch_size": batch_size, "reps": reps,
+        "threads": torch.get_num_threads(),
+        "docs_per_s": {k: round(len(texts) / v, 1) for k, v in median.items()},
+        "walls_s": {k: [round(w, 3) for w in v] for k, v in walls.items()},
+        "speedup": round(median["transformers"] / median["dask_classify"], 3),
+        "same_labels": round(float((a.argmax(1) == b.argmax(1)).mean()), 6),
+        "max_abs_output_diff": float(np.abs(a - b).max()),
+    }
+    C.log(f"  attention: transformers {result['docs_per_s']['transformers']} docs/s, ours "
+          f"{result['docs_per_s']['dask_classify']} ({result['speedup']:.2f}x, labels "
+          f"{result['same_labels']:.2%})")
+    return result
+
+
 # ------------------------------------------------------------------------------------ per model
 def bench_model(ck: C.Checkpoint, texts: list[str], args: argparse.Namespace, client: Any,
                 worker_pids: list[int], peak_gflops: float, n_gpus: int) -> dict[str, Any]:
@@ -539,6 +596,12 @@ def bench_model(ck: C.Checkpoint, texts: list[str], args: argparse.Namespace, cl
     C.log(f"  {ck.name} time split: tokenize {split['tokenize_share']:.1%}, model "
           f"{split['model_share']:.1%}, Dask overhead {split['dask_overhead_frac']:+.1%}")
     section["flops"] = flops_report(ck.hf, prof, peak_gflops, lengths, args.batch_size, texts)
+    if backend == "cpu":
+        attention = attention_comparison(ck.hf, texts[: args.overhead_rows],
+                                         batch_size=args.batch_size, max_length=max_length,
+                                         reps=args.overhead_reps)
+        if attention is not None:
+            section["attention"] = attention
     if "pipeline_sorted" in methods or "pipeline_unsorted" in methods:
         pipe = make_pipeline(ck.hf, args.batch_size, max_length, backend)
         for method, sort in (("pipeline_sorted", True), ("pipeline_unsorted", False)):
@@ -709,6 +772,16 @@ def summary_table(payload: dict[str, Any]) -> str:
                      f"{sp['model_share']:.1%} | {sp['other_share']:.1%} | "
                      f"{sp['dask_overhead_frac']:+.1%} | {fl['achieved_gflops']} | "
                      f"{fl['fraction_of_peak']:.1%} | {pads} |")
+    attention = {n: s["attention"] for n, s in payload["models"].items() if s.get("attention")}
+    if attention:
+        lines += ["", "DeBERTa attention, same model and batches, interleaved in this process:",
+                  "", "| model | rows | batch | transformers (docs/s) | dask_classify (docs/s) "
+                  "| speedup | same labels |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for name, att in attention.items():
+            lines.append(f"| {name} | {att['rows']} | {att['batch_size']} | "
+                         f"{att['docs_per_s']['transformers']} | "
+                         f"{att['docs_per_s']['dask_classify']} | {att['speedup']:.2f}x | "
+                         f"{att['same_labels']:.2%} |")
     scaling = payload.get("scaling")
     if scaling:
         lines += ["", "| rows | wall (s) | docs/s | us/row | peak worker RSS (MB) | "

@@ -22,6 +22,7 @@ import torch
 # Imported eagerly: worker threads must not race on transformers' lazy imports (DESIGN.md §6).
 import transformers  # noqa: F401
 
+from dask_classify.fast_attention import speed_up_deberta
 from dask_classify.model import ModelInfo, load_model, load_tokenizer
 from dask_classify.tokenize import pad_batch, plan_batches
 
@@ -140,7 +141,8 @@ def get_model(spec: ModelSpec) -> tuple[torch.nn.Module, ModelInfo, str]:
     Returns
     -------
     model : torch.nn.Module
-        The model in eval mode on ``device`` (int8-quantized when ``spec.quantize == "int8"``).
+        The model in eval mode on ``device`` (int8-quantized when ``spec.quantize == "int8"``),
+        its DeBERTa-v2/v3 attention given :mod:`dask_classify.fast_attention`'s forward.
     info : dask_classify.model.ModelInfo
         The checkpoint's description.
     device : str
@@ -174,6 +176,7 @@ def get_model(spec: ModelSpec) -> tuple[torch.nn.Module, ModelInfo, str]:
             entry = _MODELS.get(spec.key)
             if entry is None:
                 model, info = load_model(spec.identifier, spec.cache_dir, spec.trust_remote_code)
+                speed_up_deberta(model)  # DeBERTa-v2/v3 attention: same results, less work
                 device = _resolve_device(spec.device)
                 if spec.quantize == "int8":
                     if device != "cpu":

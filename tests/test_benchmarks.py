@@ -136,6 +136,15 @@ def test_bench_classify_quick(classify_run):
         split["dask_overhead_frac"] * split["in_process_s"], abs=2e-3)
     assert split["default_cluster_vs_in_process"] == pytest.approx(
         split["in_process_s"] / split["dask_wall_s"], rel=1e-2)
+    # the package's DeBERTa attention against transformers': same labels, outputs to rounding
+    attention = tiny["attention"]
+    assert attention["rows"] == 200 and attention["reps"] == 2
+    assert attention["same_labels"] == 1.0 and attention["max_abs_output_diff"] < 1e-4
+    assert all(len(w) == 2 for w in attention["walls_s"].values())
+    assert attention["speedup"] == pytest.approx(
+        attention["docs_per_s"]["dask_classify"] / attention["docs_per_s"]["transformers"],
+        rel=0.02)
+    assert "DeBERTa attention" in (out / "classify.md").read_text(encoding="utf-8")
     flops = tiny["flops"]
     assert flops["flop_fit_check_rel_err"] < 1e-6
     assert 0 < flops["fraction_of_peak"] < 2  # sane: cannot be far above the matmul peak

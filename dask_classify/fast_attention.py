@@ -1,0 +1,199 @@
+"""A faster, equivalent inference forward for DeBERTa-v2/v3 disentangled attention.
+
+transformers' :class:`~transformers.models.deberta_v2.modeling_deberta_v2.DisentangledSelfAttention`
+scores every query against **all** ``2 * position_buckets`` relative-position embeddings (512
+for DeBERTa-v3) in every layer and batch, copies those projected embeddings once per row
+(``.repeat``), and divides the two ``(batch x heads x L x L)`` position scores by the scale. A
+sequence of ``L`` tokens only ever looks up the ``<= 2L - 1`` buckets between its largest
+negative and positive relative distance, so for mixed real text (a few dozen to a few hundred
+tokens) most of that work is thrown away by the ``gather`` that follows.
+
+:func:`speed_up_deberta` swaps each such attention module of a model, for inference only, to a
+subclass whose forward
+
+* projects only the relative-position embeddings the batch's width can use,
+* scores queries and keys against them by broadcasting instead of copying per row, and
+* folds the scale into the small operands (keys and position embeddings) instead of the large
+  score tensors.
+
+The masking, softmax and value product are transformers' own, unchanged. Results equal the
+original to float32 rounding (``tests/test_fast_attention.py`` compares them on padded batches
+and several configurations); labels are identical. Training, ``output_attentions``,
+``query_states`` and any input this forward was not written for fall back to the original code.
+Set the environment variable ``DASK_CLASSIFY_FAST_ATTENTION=0`` to keep transformers' forward.
+
+Measured (tiny DeBERTa-v2, 1 thread, mixed real text): see ``benchmarks/README.md``.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+try:  # transformers >= 4.x; the class only exists for DeBERTa-v2/v3
+    from transformers.models.deberta_v2.modeling_deberta_v2 import DisentangledSelfAttention
+except ImportError:  # pragma: no cover - transformers without DeBERTa-v2
+    DisentangledSelfAttention = None  # type: ignore[assignment,misc]
+
+__all__ = ["FastDisentangledSelfAttention", "fast_attention_enabled", "speed_up_deberta"]
+
+ENV_VAR = "DASK_CLASSIFY_FAST_ATTENTION"
+
+
+def fast_attention_enabled() -> bool:
+    """Whether :func:`speed_up_deberta` swaps modules (``DASK_CLASSIFY_FAST_ATTENTION`` != ``0``).
+
+    Examples
+    --------
+    >>> import os
+    >>> from dask_classify.fast_attention import ENV_VAR, fast_attention_enabled
+    >>> saved = os.environ.pop(ENV_VAR, None)
+    >>> fast_attention_enabled()
+    True
+    >>> os.environ[ENV_VAR] = "0"
+    >>> fast_attention_enabled()
+    False
+    >>> _ = os.environ.pop(ENV_VAR) if saved is None else os.environ.update({ENV_VAR: saved})
+    """
+    return os.environ.get(ENV_VAR, "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+if DisentangledSelfAttention is not None:
+
+    class FastDisentangledSelfAttention(DisentangledSelfAttention):  # type: ignore[misc,valid-type]
+        """:class:`DisentangledSelfAttention` with the inference forward described in the module.
+
+        Instances are made by :func:`speed_up_deberta` (it changes ``__class__`` of a loaded
+        module; the weights stay where they are).
+        """
+
+        def forward(  # type: ignore[override]
+            self,
+            hidden_states: torch.Tensor,
+            attention_mask: torch.Tensor,
+            output_attentions: bool = False,
+            query_states: torch.Tensor | None = None,
+            relative_pos: torch.Tensor | None = None,
+            rel_embeddings: torch.Tensor | None = None,
+        ) -> tuple[torch.Tensor, torch.Tensor | None]:
+            if (self.training or output_attentions or query_states is not None
+                    or not self.relative_attention or relative_pos is None
+                    or rel_embeddings is None or not self._supported_rel_pos(relative_pos)):
+                return super().forward(hidden_states, attention_mask, output_attentions,
+                                       query_states, relative_pos, rel_embeddings)
+            heads = self.num_attention_heads
+            query = self.transpose_for_scores(self.query_proj(hidden_states), heads)
+            key = self.transpose_for_scores(self.key_proj(hidden_states), heads)
+            value = self.transpose_for_scores(self.value_proj(hidden_states), heads)
+            c2p, p2c = "c2p" in self.pos_att_type, "p2c" in self.pos_att_type
+            scale = _scale(query, 1 + c2p + p2c)
+            rows, length, width = query.shape
+            batch = rows // heads
+            bias = self._position_scores(query, key, relative_pos, rel_embeddings, scale, c2p, p2c)
+            # transformers sets masked scores to the dtype's minimum *after* adding q.k; here
+            # the mask is added with the bias inside the fused kernel, so half the minimum
+            # (no float16 overflow to -inf, still exp(...) == 0 for every real query row)
+            mask = ~attention_mask.bool()
+            fill = torch.finfo(query.dtype).min / 2
+            if bias is None:
+                bias = torch.zeros((), dtype=query.dtype).expand(batch, heads, length, length)
+                bias = bias.masked_fill(mask, fill)
+            else:
+                bias = bias.view(batch, heads, length, length).masked_fill_(mask, fill)
+            context = torch.nn.functional.scaled_dot_product_attention(
+                query.view(batch, heads, length, width), key.view(batch, heads, length, width),
+                value.view(batch, heads, length, -1), attn_mask=bias, scale=float(1 / scale))
+            context = context.permute(0, 2, 1, 3).contiguous()
+            return context.view(context.size()[:-2] + (-1,)), None
+
+        @staticmethod
+        def _supported_rel_pos(relative_pos: torch.Tensor) -> bool:
+            # the encoder passes one (1, L, L) table for every row; anything else -> original
+            return relative_pos.dim() in (2, 3, 4) and all(
+                s == 1 for s in relative_pos.shape[:-2])
+
+        def _position_scores(self, query: torch.Tensor, key: torch.Tensor,
+                             relative_pos: torch.Tensor, rel_embeddings: torch.Tensor,
+                             scale: torch.Tensor, c2p: bool, p2c: bool) -> torch.Tensor | None:
+            """c2p + p2c scores, (rows, L, L), already divided by the scale (or None)."""
+            if not (c2p or p2c):
+                return None
+            span = self.pos_ebd_size
+            rows, length = query.size(0), query.size(1)
+            heads = self.num_attention_heads
+            batch = rows // heads
+            rel_pos = relative_pos.reshape(relative_pos.shape[-2:]).to(query.device, torch.long)
+            c2p_bucket = torch.clamp(rel_pos + span, 0, span * 2 - 1)  # [i, j]: query i, key j
+            p2c_bucket = torch.clamp(-rel_pos + span, 0, span * 2 - 1)
+            low = int(torch.minimum(c2p_bucket.min(), p2c_bucket.min()))
+            high = int(torch.maximum(c2p_bucket.max(), p2c_bucket.max()))
+            used = self.pos_dropout(rel_embeddings)[low:high + 1].unsqueeze(0)
+            n_used = high + 1 - low
+            scores = None
+            if c2p:  # [i, j] = query_i . pos_key[c2p_bucket[i, j]]
+                proj = self.key_proj if self.share_att_key else self.pos_key_proj
+                pos_key = self.transpose_for_scores(proj(used), heads) / scale  # (H, W, d)
+                att = torch.matmul(query.view(batch, heads, length, -1),
+                                   pos_key.transpose(-1, -2).unsqueeze(0))
+                index = (c2p_bucket - low).expand(rows, length, length)
+                scores = torch.gather(att.view(rows, length, n_used), -1, index)
+            if p2c:  # [i, j] = key_j . pos_query[p2c_bucket[j, i]]: read (j, bucket) directly
+                proj = self.query_proj if self.share_att_key else self.pos_query_proj
+                pos_query = self.transpose_for_scores(proj(used), heads) / scale
+                att = torch.matmul(key.view(batch, heads, length, -1),
+                                   pos_query.transpose(-1, -2).unsqueeze(0))
+                key_row = torch.arange(length, device=query.device) * n_used
+                flat = (key_row[None, :] + p2c_bucket.T - low).reshape(1, length * length)
+                p2c_att = torch.gather(att.view(rows, length * n_used), -1,
+                                       flat.expand(rows, length * length))
+                p2c_att = p2c_att.view(rows, length, length)
+                scores = p2c_att if scores is None else scores.add_(p2c_att)
+            return scores
+
+else:  # pragma: no cover
+    FastDisentangledSelfAttention = None  # type: ignore[assignment,misc]
+
+
+def _scale(query: torch.Tensor, factor: int) -> torch.Tensor:
+    # transformers' scaled_size_sqrt, in the query's dtype
+    return torch.sqrt(torch.tensor(query.size(-1), dtype=torch.float) * factor).to(query.dtype)
+
+
+def speed_up_deberta(model: Any) -> int:
+    """Give ``model``'s DeBERTa-v2/v3 attention modules the faster inference forward, in place.
+
+    Only modules whose class is exactly transformers' ``DisentangledSelfAttention`` change
+    (subclasses and other architectures are left alone). Does nothing when
+    ``DASK_CLASSIFY_FAST_ATTENTION=0``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any model; typically what :func:`dask_classify.load_model` returned.
+
+    Returns
+    -------
+    int
+        How many modules were changed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dask_classify import load_model
+    >>> from dask_classify.fast_attention import speed_up_deberta
+    >>> from dask_classify.testing import build_tiny_deberta_checkpoint
+    >>> folder = build_tiny_deberta_checkpoint(tempfile.mkdtemp(), ["neg", "pos"],
+    ...                                        tokenizer="deberta", texts=["a good film", "bad"])
+    >>> model, _ = load_model(folder)
+    >>> speed_up_deberta(model), speed_up_deberta(model)  # two layers; the second call: none left
+    (2, 0)
+    """
+    if FastDisentangledSelfAttention is None or not fast_attention_enabled():
+        return 0
+    changed = 0
+    for module in model.modules():
+        if type(module) is DisentangledSelfAttention:
+            module.__class__ = FastDisentangledSelfAttention
+            changed += 1
+    return changed

@@ -1,0 +1,148 @@
+"""The faster DeBERTa-v2/v3 attention forward equals transformers' own (fast_attention.py)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel
+from transformers.models.deberta_v2.modeling_deberta_v2 import DisentangledSelfAttention
+
+from dask_classify.fast_attention import FastDisentangledSelfAttention, speed_up_deberta
+from dask_classify.predict import ModelSpec, clear_cache, get_model
+from dask_classify.testing import tiny_backbone_config
+
+VOCAB = 120
+
+
+def _pair(**overrides):
+    """A random DeBERTa-v2 encoder and a copy with the fast attention."""
+    cfg = tiny_backbone_config("deberta-v2", vocab_size=VOCAB, initializer_range=0.1, **overrides)
+    cfg.pop("model_type")
+    torch.manual_seed(0)
+    original = AutoModel.from_config(AutoConfig.for_model("deberta-v2", **cfg)).eval()
+    fast = copy.deepcopy(original)
+    assert speed_up_deberta(fast) == cfg["num_hidden_layers"]
+    return original, fast
+
+
+def _padded_batch(lengths, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.zeros(len(lengths), max(lengths), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, n in enumerate(lengths):
+        ids[row, :n] = torch.randint(5, VOCAB, (n,), generator=gen)
+        mask[row, :n] = 1
+    return ids, mask
+
+
+# position_buckets 8 / max_relative_positions 12: rows of 40 tokens reach the log buckets and
+# the clamped ends of the relative-position table, not only its linear middle
+CONFIGS = {
+    "deberta-v3 (shared keys, c2p|p2c, buckets)": dict(position_buckets=8),
+    "separate position projections": dict(position_buckets=8, share_att_key=False),
+    "c2p only": dict(position_buckets=8, pos_att_type=["c2p"]),
+    "p2c only": dict(position_buckets=8, pos_att_type=["p2c"]),
+    "no buckets, clamped table": dict(position_buckets=-1, max_relative_positions=12),
+    "no position scores": dict(position_buckets=8, pos_att_type=[]),
+    "conv layer, 3 layers": dict(position_buckets=8, conv_kernel_size=3, num_hidden_layers=3),
+}
+
+
+@pytest.mark.parametrize("overrides", CONFIGS.values(), ids=CONFIGS.keys())
+def test_same_hidden_states_as_transformers_on_padded_rows(overrides):
+    original, fast = _pair(**overrides)
+    ids, mask = _padded_batch([40, 3, 17, 40, 1, 29])
+    with torch.inference_mode():
+        want = original(input_ids=ids, attention_mask=mask).last_hidden_state
+        got = fast(input_ids=ids, attention_mask=mask).last_hidden_state
+    real = mask.bool()
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got[real], want[real], rtol=1e-4, atol=1e-5)
+    # each row alone (no padding at all) gives the same real-token states as in the batch
+    with torch.inference_mode():
+        alone = fast(input_ids=ids[1:2, :3], attention_mask=mask[1:2, :3]).last_hidden_state
+    torch.testing.assert_close(alone[0], got[1, :3], rtol=1e-4, atol=1e-5)
+
+
+def test_the_fast_forward_is_used_and_really_skips_position_work():
+    """The speed-up is real work avoided: a 10-token batch projects 19 position rows, not 512."""
+    original, fast = _pair()  # DeBERTa-v3's 256 buckets -> 512 position embeddings
+    rows_seen = {"original": [], "fast": []}
+
+    def count(name):
+        def hook(module, args):
+            rows_seen[name].append(args[0].shape[-2])
+        return hook
+
+    original.encoder.layer[0].attention.self.key_proj.register_forward_pre_hook(count("original"))
+    fast.encoder.layer[0].attention.self.key_proj.register_forward_pre_hook(count("fast"))
+    ids, mask = _padded_batch([10, 4])
+    with torch.inference_mode():
+        original(input_ids=ids, attention_mask=mask)
+        fast(input_ids=ids, attention_mask=mask)
+    assert type(fast.encoder.layer[0].attention.self) is FastDisentangledSelfAttention
+    assert sorted(rows_seen["original"]) == [10, 512]  # the tokens, then all position rows
+    assert sorted(rows_seen["fast"]) == [10, 19]  # relative distances -9..9 only
+
+
+def test_falls_back_to_transformers_for_attentions_and_training():
+    original, fast = _pair(position_buckets=8)
+    ids, mask = _padded_batch([12, 7])
+    with torch.inference_mode():
+        want = original(input_ids=ids, attention_mask=mask, output_attentions=True)
+        got = fast(input_ids=ids, attention_mask=mask, output_attentions=True)
+    assert len(got.attentions) == 2
+    for a, b in zip(got.attentions, want.attentions, strict=True):
+        torch.testing.assert_close(a, b)
+    original.train()
+    fast.train()
+    torch.manual_seed(5)
+    want = original(input_ids=ids, attention_mask=mask).last_hidden_state
+    torch.manual_seed(5)
+    got = fast(input_ids=ids, attention_mask=mask).last_hidden_state
+    torch.testing.assert_close(got, want)  # same dropout draws: the original code ran
+    want.sum().backward()
+    assert original.encoder.layer[0].attention.self.query_proj.weight.grad is not None
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_keeps_padded_batches_finite(dtype):
+    """Under reduced-precision autocast (the GPU path) no -inf/NaN from the mask reaches a row."""
+    original, fast = _pair(position_buckets=8)
+    ids, mask = _padded_batch([40, 2, 33])
+    with torch.inference_mode(), torch.autocast("cpu", dtype=dtype):
+        want = original(input_ids=ids, attention_mask=mask).last_hidden_state
+        got = fast(input_ids=ids, attention_mask=mask).last_hidden_state
+    real = mask.bool()
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got[real].float(), want[real].float(), rtol=0.05, atol=0.05)
+
+
+def test_env_switch_and_other_modules_left_alone(monkeypatch):
+    cfg = tiny_backbone_config("bert", vocab_size=VOCAB)
+    cfg.pop("model_type")
+    bert = AutoModel.from_config(AutoConfig.for_model("bert", **cfg))
+    assert speed_up_deberta(bert) == 0
+    original, _ = _pair()
+    monkeypatch.setenv("DASK_CLASSIFY_FAST_ATTENTION", "0")
+    assert speed_up_deberta(original) == 0
+    assert all(type(m) is not FastDisentangledSelfAttention for m in original.modules())
+
+
+def test_inference_models_get_the_fast_attention(deberta_ckpt, monkeypatch):
+    clear_cache()
+    try:
+        model, _, _ = get_model(ModelSpec(str(deberta_ckpt), device="cpu"))
+        kinds = {type(m) for m in model.modules()
+                 if isinstance(m, DisentangledSelfAttention)}
+        assert kinds == {FastDisentangledSelfAttention}
+        clear_cache()
+        monkeypatch.setenv("DASK_CLASSIFY_FAST_ATTENTION", "0")
+        model, _, _ = get_model(ModelSpec(str(deberta_ckpt), device="cpu"))
+        kinds = {type(m) for m in model.modules()
+                 if isinstance(m, DisentangledSelfAttention)}
+        assert kinds == {DisentangledSelfAttention}
+    finally:
+        clear_cache()
