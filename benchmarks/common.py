@@ -288,6 +288,50 @@ def matmul_peak(n: int = 2048, reps: int = 10, threads: int | None = None,
             "gflops_median": round(flops / float(np.median(times)) / 1e9, 1)}
 
 
+def linear_shapes_peak(model: Any, tokens: int = 2048, reps: int = 10,
+                       threads: int | None = None) -> dict[str, Any]:
+    """The best fp32 rate of ``model``'s own Linear-layer shapes, each alone, here.
+
+    For every distinct ``(in_features, out_features)`` of the model's ``nn.Linear`` layers,
+    the best of ``reps`` ``F.linear`` of a ``tokens x in_features`` input (a CPU token budget's
+    worth of rows) is timed; ``gflops`` is their FLOP-weighted rate (each shape counted once,
+    weighted by how many layers have it). A model whose only work were these products could not
+    run faster than this, whatever the framework: it bounds the share of the square-matmul peak
+    that a small model can reach.
+    """
+    import torch
+
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads or cpu_cores())
+    counts: dict[tuple[int, int], int] = {}
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            key = (module.in_features, module.out_features)
+            counts[key] = counts.get(key, 0) + 1
+    shapes = []
+    total_flops = total_time = 0.0
+    try:
+        gen = torch.Generator().manual_seed(0)
+        with torch.inference_mode():
+            for (k, n), count in sorted(counts.items()):
+                x = torch.randn(tokens, k, generator=gen)
+                w = torch.randn(n, k, generator=gen)
+                b = torch.randn(n, generator=gen)
+                for _ in range(2):
+                    torch.nn.functional.linear(x, w, b)
+                best = min(timed(lambda x=x, w=w, b=b: torch.nn.functional.linear(x, w, b))[1]
+                           for _ in range(reps))
+                flops = 2.0 * tokens * k * n
+                shapes.append({"in": k, "out": n, "layers": count,
+                               "gflops": round(flops / best / 1e9, 1)})
+                total_flops += flops * count
+                total_time += best * count
+    finally:
+        torch.set_num_threads(old_threads)
+    return {"tokens": tokens, "shapes": shapes,
+            "gflops": round(total_flops / total_time / 1e9, 1) if total_time else None}
+
+
 # --------------------------------------------------------------------------------- memory
 class PeakRSS:
     """Sample the resident memory of this process and its child processes while a block runs.

@@ -131,11 +131,27 @@ def test_bench_classify_quick(classify_run):
     (layout,) = overhead["layouts"]
     assert layout["n_workers"] == 1 and layout["processes"] is False
     assert len(layout["walls_s"]) == 2 and layout["wall_s_median"] > 0
-    assert split["dask_overhead_frac"] == pytest.approx(1 / layout["vs_direct"] - 1, abs=2e-3)
+    # the overhead is the median of the back-to-back pairs' ratios (drift between pairs cancels)
+    pairs = [d / w for d, w in zip(overhead["direct_walls_s"], layout["walls_s"], strict=True)]
+    assert layout["vs_direct_paired"] == pytest.approx(float(np.median(pairs)), rel=1e-2)
+    assert split["dask_overhead_frac"] == pytest.approx(1 / layout["vs_direct_paired"] - 1,
+                                                        abs=2e-3)
+    assert overhead["dask_overhead_frac_of_medians"] == pytest.approx(
+        1 / layout["vs_direct"] - 1, abs=2e-3)
     assert split["dask_overhead_s"] == pytest.approx(
         split["dask_overhead_frac"] * split["in_process_s"], abs=2e-3)
     assert split["default_cluster_vs_in_process"] == pytest.approx(
         split["in_process_s"] / split["dask_wall_s"], rel=1e-2)
+    # back to back against the sorted pipeline: the paired ratios, and a target checked on them
+    h2h = tiny["head_to_head"]
+    assert h2h["rows"] == 200 and h2h["reps"] == 2
+    assert set(h2h["walls_s"]) == {"dask_classifier", "dask_classifier_auto", "pipeline_sorted"}
+    pairs = [p / w for p, w in zip(h2h["walls_s"]["pipeline_sorted"],
+                                   h2h["walls_s"]["dask_classifier"], strict=True)]
+    assert h2h["dask_classifier_vs_pipeline_sorted_paired"] == pytest.approx(
+        float(np.median(pairs)), rel=1e-2)
+    assert written["targets"]["tiny.dask_classifier_vs_pipeline_sorted_back_to_back"]["value"] \
+        == h2h["dask_classifier_vs_pipeline_sorted_paired"]
     # the package's DeBERTa attention against transformers': same labels, outputs to rounding
     attention = tiny["attention"]
     assert attention["rows"] == 200 and attention["reps"] == 2
@@ -147,6 +163,10 @@ def test_bench_classify_quick(classify_run):
     assert "DeBERTa attention" in (out / "classify.md").read_text(encoding="utf-8")
     flops = tiny["flops"]
     assert flops["flop_fit_check_rel_err"] < 1e-6
+    # the tiny model's Linear shapes: 64x64 (q, k, v, out), 64x128, 128x64, the 64x2 head
+    shapes = {(s["in"], s["out"]): s for s in flops["linear_shapes"]["shapes"]}
+    assert {(64, 64), (64, 128), (128, 64)} <= set(shapes) and shapes[(64, 64)]["layers"] >= 8
+    assert 0 < flops["linear_shapes_fraction_of_peak"] < 5
     assert 0 < flops["fraction_of_peak"] < 2  # sane: cannot be far above the matmul peak
     assert 0 < flops["padding_efficiency"] <= 1
     assert flops["pipeline_unsorted_padding_efficiency"] <= flops["padding_efficiency"]
