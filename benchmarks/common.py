@@ -610,6 +610,12 @@ class FlopModel:
     layers) on six small shapes and fitted exactly by ``c0 + c1 W + c2 W^2 + B (c3 + c4 W + c5
     W^2)`` (per-batch terms, e.g. DeBERTa's relative-position projections, plus per-row terms);
     a seventh shape checks the fit (``check_rel_err``).
+
+    A model with ``dask_classify.fast_attention``'s DeBERTa forward does work that depends on
+    ``W`` through the relative-position buckets a batch uses (logarithmic beyond half the
+    buckets), which no polynomial fits: its FLOPs are counted exactly for each width asked
+    (``a(W) + B b(W)``, from ``B = 1`` and ``B = 2``, cached), and the check compares ``B = 3``
+    with that line.
     """
 
     def __init__(self, model: Any, vocab_low: int = 5, vocab_high: int = 100) -> None:
@@ -627,6 +633,15 @@ class FlopModel:
                 model(ids, mask)
             return float(counter.get_total_flops())
 
+        self._count = count
+        self._by_width: dict[int, tuple[float, float]] = {}
+        self.per_width = any(type(m).__name__ == "FastDisentangledSelfAttention"
+                             for m in model.modules())
+        if self.per_width:
+            self.coef = None
+            check = count(3, 200)
+            self.check_rel_err = abs(self(3, 200) - check) / check
+            return
         points = [(1, 8), (1, 32), (1, 128), (2, 8), (2, 32), (2, 128)]
         a = np.array([self._terms(b, w) for b, w in points], dtype=np.float64)
         y = np.array([count(b, w) for b, w in points], dtype=np.float64)
@@ -639,7 +654,13 @@ class FlopModel:
         return [1.0, w, w * w, b, b * w, b * w * w]
 
     def __call__(self, b: int, w: int) -> float:
-        return float(np.dot(self.coef, self._terms(b, w)))
+        if self.coef is not None:
+            return float(np.dot(self.coef, self._terms(b, w)))
+        if w not in self._by_width:
+            one, two = self._count(1, w), self._count(2, w)
+            self._by_width[w] = (2 * one - two, two - one)
+        fixed, per_row = self._by_width[w]
+        return fixed + b * per_row
 
 
 def batch_shapes(lengths: Sequence[int], batch_size: int, sort_by_length: bool = True,
