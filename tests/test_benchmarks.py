@@ -163,6 +163,7 @@ def test_bench_classify_quick(classify_run):
     assert "DeBERTa attention" in (out / "classify.md").read_text(encoding="utf-8")
     flops = tiny["flops"]
     assert flops["flop_fit_check_rel_err"] < 1e-6
+    assert flops["flops_counted_per_width"] is True  # the fast DeBERTa forward's own FLOPs
     # the tiny model's Linear shapes: 64x64 (q, k, v, out), 64x128, 128x64, the 64x2 head
     shapes = {(s["in"], s["out"]): s for s in flops["linear_shapes"]["shapes"]}
     assert {(64, 64), (64, 128), (128, 64)} <= set(shapes) and shapes[(64, 64)]["layers"] >= 8
