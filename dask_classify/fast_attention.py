@@ -97,7 +97,8 @@ if DisentangledSelfAttention is not None:
             mask = ~attention_mask.bool()
             fill = torch.finfo(query.dtype).min / 2
             if bias is None:
-                bias = torch.zeros((), dtype=query.dtype).expand(batch, heads, length, length)
+                bias = torch.zeros((), dtype=query.dtype, device=query.device).expand(
+                    batch, heads, length, length)
                 bias = bias.masked_fill(mask, fill)
             else:
                 bias = bias.view(batch, heads, length, length).masked_fill_(mask, fill)

@@ -146,3 +146,22 @@ def test_inference_models_get_the_fast_attention(deberta_ckpt, monkeypatch):
         assert kinds == {DisentangledSelfAttention}
     finally:
         clear_cache()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("pos_att_type", [["p2c", "c2p"], []], ids=["position scores", "none"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_same_results_on_cuda(dtype, pos_att_type):
+    """On a GPU: every tensor on the device (no CPU mask or scale) and results as transformers'."""
+    original, fast = _pair(position_buckets=8, pos_att_type=pos_att_type)
+    original, fast = original.cuda(), fast.cuda()
+    ids, mask = _padded_batch([40, 2, 33])
+    ids, mask = ids.cuda(), mask.cuda()
+    with torch.inference_mode(), torch.autocast("cuda", dtype=dtype,
+                                                enabled=dtype != torch.float32):
+        want = original(input_ids=ids, attention_mask=mask).last_hidden_state
+        got = fast(input_ids=ids, attention_mask=mask).last_hidden_state
+    real = mask.bool()
+    assert torch.isfinite(got).all()
+    tol = 1e-4 if dtype == torch.float32 else 0.05
+    torch.testing.assert_close(got[real].float(), want[real].float(), rtol=tol, atol=tol)
