@@ -165,3 +165,27 @@ def test_same_results_on_cuda(dtype, pos_att_type):
     assert torch.isfinite(got).all()
     tol = 1e-4 if dtype == torch.float32 else 0.05
     torch.testing.assert_close(got[real].float(), want[real].float(), rtol=tol, atol=tol)
+
+
+def test_position_lookup_is_built_once_per_forward_pass(monkeypatch):
+    """All layers share the encoder's relative-position table: its gather indexes are built once."""
+    import threading
+
+    from dask_classify import fast_attention
+
+    class CountingSlot(threading.local):
+        builds = 0
+
+        def __setattr__(self, name, value):
+            type(self).builds += 1
+            super().__setattr__(name, value)
+
+    monkeypatch.setattr(fast_attention, "_LOOKUP", CountingSlot())
+    original, fast = _pair(position_buckets=8, num_hidden_layers=3)
+    for lengths in ([40, 3], [12, 12, 5]):  # two forward passes, three layers each
+        ids, mask = _padded_batch(lengths)
+        with torch.inference_mode():
+            want = original(input_ids=ids, attention_mask=mask).last_hidden_state
+            got = fast(input_ids=ids, attention_mask=mask).last_hidden_state
+        torch.testing.assert_close(got[mask.bool()], want[mask.bool()], rtol=1e-4, atol=1e-5)
+    assert CountingSlot.builds == 2
