@@ -304,7 +304,7 @@ def flops_report(folder: Path, prof: C.PartitionProfile, peak_gflops: float,
         "padding_efficiency": round(real_tokens / padded, 4) if padded else None,
         "gflop_per_1k_tokens_at_width_128": round(fm(1, 128) / 128 * 1000 / 1e9, 4),
     }
-    # the ceiling set by the model's own matrix sizes: its Linear shapes alone, timed here
+    # what the model's own matrix sizes allow: its Linear shapes alone, timed here
     shapes = C.linear_shapes_peak(model)
     report["linear_shapes"] = shapes
     if peak_gflops and shapes["gflops"]:
@@ -535,7 +535,6 @@ def attention_comparison(folder: Path, texts: list[str], *, batch_size: int, max
     import copy
 
     import numpy as np
-    import torch
 
     from dask_classify.fast_attention import speed_up_deberta
     from dask_classify.model import load_model, load_tokenizer
@@ -549,26 +548,26 @@ def attention_comparison(folder: Path, texts: list[str], *, batch_size: int, max
     tok = load_tokenizer(folder)
     ids = tokenize(tok, texts, max_length)
     pad = tok.pad_token_id or 0
-    torch.set_num_threads(C.cpu_cores())
 
     def run(model: Any) -> tuple[np.ndarray, float]:
         return C.timed(lambda: run_model(model, ids, pad_id=pad, device="cpu",
                                          batch_size=batch_size, max_tokens=None))
 
     head = ids[: 2 * batch_size]
-    for model in (original, fast):  # warm-up
-        run_model(model, head, pad_id=pad, device="cpu", batch_size=batch_size)
     walls: dict[str, list[float]] = {"transformers": [], "dask_classify": []}
     outputs: dict[str, np.ndarray] = {}
-    for _ in range(reps):
-        for name, model in (("transformers", original), ("dask_classify", fast)):
-            outputs[name], wall = run(model)
-            walls[name].append(wall)
+    with C.torch_threads() as threads:
+        for model in (original, fast):  # warm-up
+            run_model(model, head, pad_id=pad, device="cpu", batch_size=batch_size)
+        for _ in range(reps):
+            for name, model in (("transformers", original), ("dask_classify", fast)):
+                outputs[name], wall = run(model)
+                walls[name].append(wall)
     median = {k: statistics.median(v) for k, v in walls.items()}
     a, b = outputs["transformers"], outputs["dask_classify"]
     result = {
         "rows": len(texts), "batch_size": batch_size, "reps": reps,
-        "threads": torch.get_num_threads(),
+        "threads": threads,
         "docs_per_s": {k: round(len(texts) / v, 1) for k, v in median.items()},
         "walls_s": {k: [round(w, 3) for w in v] for k, v in walls.items()},
         "speedup": round(median["transformers"] / median["dask_classify"], 3),

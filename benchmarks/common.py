@@ -242,6 +242,21 @@ def gpu_names() -> list[str]:
         return []
 
 
+@contextlib.contextmanager
+def torch_threads(threads: int | None = None) -> Iterator[int]:
+    """Run the block with ``threads`` torch threads (default: every core), then put back the
+    number it had; yields the number used."""
+    import torch
+
+    old = torch.get_num_threads()
+    threads = threads or cpu_cores()
+    torch.set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(old)
+
+
 def matmul_peak(n: int = 2048, reps: int = 10, threads: int | None = None,
                 device: str = "cpu") -> dict[str, Any]:
     """This machine's achievable fp32 matmul rate: the best of ``reps`` ``torch.mm`` of n x n.
@@ -259,28 +274,25 @@ def matmul_peak(n: int = 2048, reps: int = 10, threads: int | None = None,
     """
     import torch
 
-    old_threads = torch.get_num_threads()
-    threads = threads or cpu_cores()
-    torch.set_num_threads(threads)
     old_tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False
     try:
-        gen = torch.Generator().manual_seed(0)
-        a = torch.randn(n, n, generator=gen).to(device)
-        b = torch.randn(n, n, generator=gen).to(device)
-        c = torch.empty(n, n, device=device)
-        sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-        for _ in range(2):
-            torch.mm(a, b, out=c)
-        sync()
-        times = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            torch.mm(a, b, out=c)
+        with torch_threads(threads) as threads:
+            gen = torch.Generator().manual_seed(0)
+            a = torch.randn(n, n, generator=gen).to(device)
+            b = torch.randn(n, n, generator=gen).to(device)
+            c = torch.empty(n, n, device=device)
+            sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+            for _ in range(2):
+                torch.mm(a, b, out=c)
             sync()
-            times.append(time.perf_counter() - t0)
+            times = []
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                torch.mm(a, b, out=c)
+                sync()
+                times.append(time.perf_counter() - t0)
     finally:
-        torch.set_num_threads(old_threads)
         torch.backends.cuda.matmul.allow_tf32 = old_tf32
     flops = 2.0 * n**3
     return {"n": n, "reps": reps, "threads": threads, "device": device, "dtype": "float32",
@@ -295,14 +307,11 @@ def linear_shapes_peak(model: Any, tokens: int = 2048, reps: int = 10,
     For every distinct ``(in_features, out_features)`` of the model's ``nn.Linear`` layers,
     the best of ``reps`` ``F.linear`` of a ``tokens x in_features`` input (a CPU token budget's
     worth of rows) is timed; ``gflops`` is their FLOP-weighted rate (each shape counted once,
-    weighted by how many layers have it). A model whose only work were these products could not
-    run faster than this, whatever the framework: it bounds the share of the square-matmul peak
-    that a small model can reach.
+    weighted by how many layers have it): what a model whose only work were these products
+    could reach here, whatever the framework.
     """
     import torch
 
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(threads or cpu_cores())
     counts: dict[tuple[int, int], int] = {}
     for module in model.modules():
         if isinstance(module, torch.nn.Linear):
@@ -310,24 +319,21 @@ def linear_shapes_peak(model: Any, tokens: int = 2048, reps: int = 10,
             counts[key] = counts.get(key, 0) + 1
     shapes = []
     total_flops = total_time = 0.0
-    try:
-        gen = torch.Generator().manual_seed(0)
-        with torch.inference_mode():
-            for (k, n), count in sorted(counts.items()):
-                x = torch.randn(tokens, k, generator=gen)
-                w = torch.randn(n, k, generator=gen)
-                b = torch.randn(n, generator=gen)
-                for _ in range(2):
-                    torch.nn.functional.linear(x, w, b)
-                best = min(timed(lambda x=x, w=w, b=b: torch.nn.functional.linear(x, w, b))[1]
-                           for _ in range(reps))
-                flops = 2.0 * tokens * k * n
-                shapes.append({"in": k, "out": n, "layers": count,
-                               "gflops": round(flops / best / 1e9, 1)})
-                total_flops += flops * count
-                total_time += best * count
-    finally:
-        torch.set_num_threads(old_threads)
+    gen = torch.Generator().manual_seed(0)
+    with torch_threads(threads), torch.inference_mode():
+        for (k, n), count in sorted(counts.items()):
+            x = torch.randn(tokens, k, generator=gen)
+            w = torch.randn(n, k, generator=gen)
+            b = torch.randn(n, generator=gen)
+            for _ in range(2):
+                torch.nn.functional.linear(x, w, b)
+            best = min(timed(lambda x=x, w=w, b=b: torch.nn.functional.linear(x, w, b))[1]
+                       for _ in range(reps))
+            flops = 2.0 * tokens * k * n
+            shapes.append({"in": k, "out": n, "layers": count,
+                           "gflops": round(flops / best / 1e9, 1)})
+            total_flops += flops * count
+            total_time += best * count
     return {"tokens": tokens, "shapes": shapes,
             "gflops": round(total_flops / total_time / 1e9, 1) if total_time else None}
 
