@@ -1,7 +1,8 @@
 """Large data, disk to disk: does worker memory stay flat as rows grow?
 
 Generates a Parquet data set of real, mixed-length texts (AG News descriptions and IMDB reviews
-from ``../shared/data``, repeated) with ``--rows`` rows (default 2,000,000) in row groups, then
+from ``--data DIR``, by default the samples in ``tests/data``, repeated) with ``--rows`` rows
+(default 2,000,000) in row groups, then
 runs ``dask-classify classify`` on it with the tiny DeBERTa checkpoint on a ``LocalCluster`` of
 process workers, sampling every worker's RSS (and the client's) every ``--interval`` seconds.
 Writes ``large.json`` (peak RSS per worker, RSS against rows written, docs/s) and
@@ -27,16 +28,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import common as C  # noqa: E402
+
 
 def make_dataset(folder: Path, rows: int, rows_per_file: int = 200_000) -> Path:
     """A Parquet folder of ``rows`` real texts (row groups of 20k rows)."""
-    from dask_classify.testing import shared_data_dir
-
-    data = shared_data_dir()
-    ag = [line.split("\t")[0] for line in
-          (data / "ag_news" / "train_sample_10k.tsv").read_text(encoding="utf-8").splitlines()]
-    imdb = [p.read_text(encoding="utf-8") for p in sorted((data / "imdb").glob("aclImdb/*/*/*"))
-            if p.suffix == ".txt"]
+    ag, imdb = C.read_source("ag_news"), C.read_source("imdb")
     pool = np.array(ag * 3 + imdb, dtype=object)  # mostly short news, some long reviews
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -86,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--interval", type=float, default=2.0)
     parser.add_argument("--max-seq-length", type=int, default=128)
+    C.add_data_option(parser)
     args = parser.parse_args(argv)
+    C.set_data_dir(args.data)
 
     import psutil
     from distributed import LocalCluster

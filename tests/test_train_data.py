@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -74,13 +73,11 @@ def test_sst2_dev_real_file(data_dir):
     assert frame["sentence"].iloc[0] == "it 's a charming and often affecting journey ."
 
 
-def test_sst2_train_reads_fast(data_dir):
-    start = time.perf_counter()
+def test_sst2_train_sample_real_file(data_dir):
     frame = read_tsv(data_dir / "sst2" / "train.tsv", num_classes=2)
-    elapsed = time.perf_counter() - start
-    assert len(frame) == 67349
-    assert frame["label"].value_counts().to_dict() == {0: 29780, 1: 37569}
-    assert elapsed < 2.0, f"reading SST-2 train took {elapsed:.2f}s"
+    assert len(frame) == 4000  # the first 4,000 rows of GLUE train (tests/data/SOURCES.md)
+    assert frame["label"].value_counts().to_dict() == {0: 1807, 1: 2193}
+    assert frame["sentence"].iloc[0] == "hide new secretions from the parental units"
 
 
 # --------------------------------------------------------------------------------------------
@@ -192,9 +189,9 @@ def test_invalid_utf8_reports_line_and_byte_offset(tmp_path):
 
 
 def test_latin1_file_is_rejected_with_a_line(data_dir):
-    # TREC's train_5500.label has a raw 0xF0 byte on line 66 (SOURCES.md).
+    # TREC's train_5500.label has a raw 0xF0 byte on line 66 (tests/data/SOURCES.md).
     with pytest.raises(DataFormatError) as info:
-        read_tsv(data_dir / "trec6" / "train_5500.label")
+        read_tsv(data_dir / "trec6" / "train_5500_head100.label")
     assert any(line == 66 and "invalid UTF-8" in msg for line, msg in info.value.problems)
 
 

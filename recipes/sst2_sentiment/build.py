@@ -1,7 +1,7 @@
 """Build the bundled default model: a small DeBERTa-v2-style sentiment classifier on SST-2.
 
 Steps (all offline, about 10-20 minutes on a 2-core CPU):
-1. convert SST-2 (``../shared/data/sst2``) with ``dask-classify convert`` (train / dev / test);
+1. convert GLUE SST-2 (``--sst2 DIR``: the whole ``train.tsv`` and ``dev.tsv``) with ``dask-classify convert`` (train / dev / test);
 2. train a SentencePiece tokenizer on the training sentences and save a randomly initialised
    small DeBERTa-v2 encoder (hidden 128, 2 layers) as the "pretrained" encoder folder;
 3. stage 1: ``dask-classify train --config recipes/sst2_sentiment/train.yaml`` on all training
@@ -13,7 +13,7 @@ Steps (all offline, about 10-20 minutes on a 2-core CPU):
 5. ``dask-classify evaluate`` on GLUE SST-2 dev, then copy ``best_model`` into
    ``dask_classify/models/sst2-sentiment`` with a model card holding the measured numbers.
 
-Usage: ``python recipes/sst2_sentiment/build.py [--work runs/sst2-sentiment] [key=value ...]``
+Usage: ``python recipes/sst2_sentiment/build.py --sst2 DIR [--work runs/sst2-sentiment] [key=value ...]``
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ ENCODER = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sst2", required=True, metavar="DIR",
+                        help="GLUE SST-2 folder with the whole train.tsv and dev.tsv (the "
+                             "4,000-row sample in tests/data/sst2 runs, but trains a weaker model)")
     parser.add_argument("--work", default="runs/sst2-sentiment", help="work folder")
     parser.add_argument("--vocab-size", type=int, default=4000)
     parser.add_argument("--no-install", action="store_true",
@@ -46,14 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from transformers import AutoConfig, AutoModel
 
-    from dask_classify.testing import build_tokenizer, shared_data_dir, tiny_backbone_config
+    from dask_classify.testing import build_tokenizer, tiny_backbone_config
     from dask_classify.train import evaluate, load_config, train
     from dask_classify.train.convert import convert
     from dask_classify.train.data import read_tsv
 
     work = Path(args.work).resolve()
     data = work / "data"
-    counts = convert("sst-2", shared_data_dir() / "sst2", data, seed=0)
+    counts = convert("sst-2", Path(args.sst2), data, seed=0)
     print("converted SST-2:", counts)
 
     encoder = work / "encoder"
@@ -131,7 +134,7 @@ not state of the art: use it to try the tool, then train or pick a stronger mode
 | parameters | {params:,} |
 | size | {size / 1e6:.1f} MB on disk ({weights / 1e6:.1f} MB weights, safetensors) |
 | format | NVIDIA classifier checkpoint (`config.json` with `base_model`, `fc_dropout`, `id2label`) |
-| data | SST-2 (GLUE) from `../shared/data/sst2`: {counts['train']:,} training phrases, {counts['dev']:,} held out for model selection |
+| data | SST-2 (GLUE, the whole `train.tsv`): {counts['train']:,} training phrases, {counts['dev']:,} held out for model selection |
 | recipe | `recipes/sst2_sentiment/train.yaml`, run by `python recipes/sst2_sentiment/build.py`: stage 1 on all training phrases (2 epochs, lr 1e-3), stage 2 on the phrases of 8+ words (2 epochs, lr 3e-4) |
 | training time | {seconds / 60:.1f} min on a 2-core CPU |
 | **accuracy, SST-2 dev (GLUE, 872 sentences)** | **{report['accuracy']:.4f}** |
