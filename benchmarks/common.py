@@ -35,11 +35,38 @@ MB = 1024 * 1024
 
 
 # --------------------------------------------------------------------------------- corpora
-def data_dir() -> Path:
-    """``../shared/data`` beside the repository (or ``$DASK_CLASSIFY_DATA``)."""
-    from dask_classify.testing import shared_data_dir
+SAMPLE_DATA = REPO / "tests" / "data"
+_DATA: Path | None = None
 
-    return shared_data_dir()
+
+def set_data_dir(path: str | os.PathLike | None) -> None:
+    """Read the corpora from ``path`` from now on (a script's ``--data DIR``); None: the default."""
+    global _DATA
+    _DATA = None if path is None else Path(path)
+
+
+def add_data_option(parser: Any) -> None:
+    """The ``--data DIR`` option every script takes (see :func:`data_dir`)."""
+    parser.add_argument(
+        "--data", default=None, metavar="DIR",
+        help="folder of the full corpora (sst2/train.tsv, ag_news/train_sample*.tsv, "
+             "imdb/aclImdb/...); default $DASK_CLASSIFY_DATA, else the samples in tests/data")
+
+
+def data_dir() -> Path:
+    """Where the corpora are read: ``--data DIR``, else ``$DASK_CLASSIFY_DATA``, else the small
+    samples committed in ``tests/data`` (enough for smoke runs; real numbers want the full sets)."""
+    if _DATA is not None:
+        return _DATA
+    env = os.environ.get("DASK_CLASSIFY_DATA")
+    return Path(env) if env else SAMPLE_DATA
+
+
+def _one_file(folder: Path, pattern: str) -> Path:
+    found = sorted(folder.glob(pattern))
+    if not found:
+        raise FileNotFoundError(f"no {pattern} in {folder} (see --data)")
+    return found[-1]  # train_sample_10k.tsv (full) sorts after train_sample.tsv (the sample)
 
 
 def read_source(name: str, root: Path | None = None) -> list[str]:
@@ -49,16 +76,17 @@ def read_source(name: str, root: Path | None = None) -> list[str]:
     ----------
     name : {"imdb", "ag_news", "sst2"}
         IMDB movie reviews (~230 words, whole files, HTML line breaks kept as they are), AG News
-        titles + descriptions (~40 words) or SST-2 training phrases (~10 words).
+        descriptions (~40 words) or SST-2 training phrases (~10 words).
     root : Path, optional
-        The shared data folder (default :func:`data_dir`).
+        The data folder (default :func:`data_dir`).
     """
     root = root or data_dir()
     if name == "imdb":
         files = sorted((root / "imdb" / "aclImdb").glob("*/*/*.txt"))
         return [p.read_text(encoding="utf-8") for p in files]
     if name == "ag_news":
-        lines = (root / "ag_news" / "train_sample_10k.tsv").read_text(encoding="utf-8")
+        path = _one_file(root / "ag_news", "train_sample*.tsv")
+        lines = path.read_text(encoding="utf-8")
         return [line.split("\t")[0] for line in lines.splitlines() if line.strip()]
     if name == "sst2":
         lines = (root / "sst2" / "train.tsv").read_text(encoding="utf-8").splitlines()[1:]
@@ -687,56 +715,17 @@ def token_budget_batches(lengths: Sequence[int], budget: int | None,
 
 
 # --------------------------------------------------------------------------------- timing
-@dataclass
-class PartitionProfile:
-    """Time spent inside ``classify_partition``'s two heavy calls, summed over partitions."""
+def profile_partitions() -> Any:
+    """Time the pipeline's stages while the block runs: ``dask_classify.pipeline.profile``.
 
-    tokenize_s: float = 0.0
-    model_s: float = 0.0
-    calls: int = 0
-    lengths: list[np.ndarray] = field(default_factory=list)
-    batch_sizes: list[int] = field(default_factory=list)
-    sort_flags: list[bool] = field(default_factory=list)
-
-
-@contextlib.contextmanager
-def profile_partitions() -> Iterator[PartitionProfile]:
-    """Time ``dask_classify``'s ``tokenize`` and ``run_model`` while the block runs.
-
-    ``classify_partition`` imports both at call time, so wrapping the module attributes
-    measures the real code path without changing it. Use it around sequential, in-process calls
-    only (timings from concurrent threads would add up to more than the wall time).
+    Yields a ``PipelineProfile`` (``tokenize_s``, ``model_s``, ``calls``, ``lengths`` and the
+    ``(rows, width)`` of every forward pass in ``batches``). Use it around sequential,
+    in-process calls only (timings from concurrent threads would add up to more than the wall
+    time).
     """
-    import dask_classify.predict as predict
-    import dask_classify.tokenize as tokenize
+    from dask_classify.pipeline import profile
 
-    prof = PartitionProfile()
-    orig_tokenize, orig_run = tokenize.tokenize, predict.run_model
-
-    def timed_tokenize(*args: Any, **kwargs: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return orig_tokenize(*args, **kwargs)
-        finally:
-            prof.tokenize_s += time.perf_counter() - t0
-
-    def timed_run(model: Any, token_ids: Any, **kwargs: Any) -> Any:
-        prof.lengths.append(np.fromiter((len(t) for t in token_ids), dtype=np.int64,
-                                        count=len(token_ids)))
-        prof.batch_sizes.append(int(kwargs["batch_size"]))
-        prof.sort_flags.append(bool(kwargs.get("sort_by_length", True)))
-        t0 = time.perf_counter()
-        try:
-            return orig_run(model, token_ids, **kwargs)
-        finally:
-            prof.model_s += time.perf_counter() - t0
-            prof.calls += 1
-
-    tokenize.tokenize, predict.run_model = timed_tokenize, timed_run
-    try:
-        yield prof
-    finally:
-        tokenize.tokenize, predict.run_model = orig_tokenize, orig_run
+    return profile()
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:

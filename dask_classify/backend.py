@@ -1,29 +1,35 @@
-"""CPU / GPU backend decisions, made in one place.
+"""CPU / GPU decisions, made in one place: data frames, clusters and torch.
 
-Everything that depends on whether RAPIDS (cudf, dask_cudf, dask_cuda) and an NVIDIA GPU are present
-lives here, so the rest of the package is written once for both backends:
+Everything that depends on whether RAPIDS (cudf, dask_cudf, dask_cuda), an NVIDIA GPU or a CPU
+feature is present lives here, so the rest of the package is written once for both:
 
 * :func:`gpu_available` detects GPUs with NVML without initialising CUDA in the client process
-  (DESIGN.md §6: the RAPIDS packages import fine on a machine without a GPU, and a CPU build of
-  torch always reports no CUDA, so neither import success nor torch is a reliable signal).
+  (the RAPIDS packages import fine on a machine without a GPU, and a CPU build of torch always
+  reports no CUDA, so neither import success nor torch is a reliable signal).
 * :func:`import_gpu_module` imports a RAPIDS module lazily, with an error that names the extra.
-* :func:`is_gpu_frame` / :func:`to_host` / :func:`from_host` hide pandas vs cudf partitions.
+* :func:`is_gpu_frame` / :func:`to_host` / :func:`from_host` hide pandas vs cudf partitions;
+  :func:`string_dtype` is pandas' dtype for text columns.
+* :func:`cpu_cores`, :func:`resolve_device`, :func:`autocast`, :func:`cpu_has_native_bf16` and
+  :func:`set_torch_threads` decide where and how torch runs (torch is imported only by them).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import os
 from types import ModuleType
 from typing import Any, Literal
 
+from dask_classify.errors import UsageError, UserError
+
 Backend = Literal["cpu", "gpu"]
 
 _GPU_EXTRA_HINT = "install the GPU extra: pip install 'dask_classify[gpu]' (CUDA 13 builds)"
 
 
-class GPUBackendError(ImportError):
+class GPUBackendError(UserError, ImportError):
     """The GPU backend was asked for but a RAPIDS package or the GPU itself is missing.
 
     A subclass of :class:`ImportError`, so ``except ImportError`` catches it too. The message
@@ -126,7 +132,7 @@ def resolve_backend(backend: str | None = "auto") -> Backend:
 
     Raises
     ------
-    ValueError
+    dask_classify.errors.UsageError
         For any other value.
     GPUBackendError
         When ``"gpu"`` is asked for on a machine without a GPU or without the ``[gpu]`` extra.
@@ -141,7 +147,7 @@ def resolve_backend(backend: str | None = "auto") -> Backend:
     >>> resolve_backend("tpu")
     Traceback (most recent call last):
     ...
-    ValueError: backend must be 'auto', 'cpu' or 'gpu', not 'tpu'
+    dask_classify.errors.UsageError: backend must be 'auto', 'cpu' or 'gpu', not 'tpu'
     """
     if backend in (None, "auto"):
         return "gpu" if gpu_available() else "cpu"
@@ -153,7 +159,7 @@ def resolve_backend(backend: str | None = "auto") -> Backend:
         for name in ("cudf", "dask_cudf", "dask_cuda"):
             import_gpu_module(name)
         return "gpu"
-    raise ValueError(f"backend must be 'auto', 'cpu' or 'gpu', not {backend!r}")
+    raise UsageError(f"backend must be 'auto', 'cpu' or 'gpu', not {backend!r}")
 
 
 def import_gpu_module(name: str) -> ModuleType:
@@ -216,32 +222,6 @@ def is_gpu_frame(obj: Any) -> bool:
     return type(obj).__module__.split(".")[0] == "cudf"
 
 
-def is_gpu_collection(ddf: Any) -> bool:
-    """True for a Dask collection whose partitions are cudf objects.
-
-    Parameters
-    ----------
-    ddf : object
-        A Dask DataFrame or Series (anything else gives False).
-
-    Returns
-    -------
-    bool
-        Whether ``ddf._meta`` is a cudf object.
-
-    Examples
-    --------
-    >>> import dask.dataframe as dd, pandas as pd
-    >>> from dask_classify.backend import is_gpu_collection
-    >>> is_gpu_collection(dd.from_pandas(pd.DataFrame({"text": ["a"]}), npartitions=1))
-    False
-    >>> is_gpu_collection(pd.DataFrame())  # not a Dask collection
-    False
-    """
-    meta = getattr(ddf, "_meta", None)
-    return meta is not None and is_gpu_frame(meta)
-
-
 def to_host(obj: Any) -> Any:
     """A pandas object for a pandas or cudf object (pandas objects are returned as they are).
 
@@ -302,28 +282,153 @@ def from_host(obj: Any, like: Any) -> Any:
     return obj
 
 
-def torch_device(backend: Backend | str) -> str:
-    """The torch device string for a backend: ``"cuda"`` for ``"gpu"``, else ``"cpu"``.
-
-    Inside a ``LocalCUDACluster`` worker ``CUDA_VISIBLE_DEVICES`` already selects this worker's
-    GPU as device 0, so ``"cuda"`` is the right device on every worker.
-
-    Parameters
-    ----------
-    backend : {"cpu", "gpu"} or str
-        A backend, or a torch device string (``"cuda"``, ``"cuda:1"``), which is kept as given.
-
-    Returns
-    -------
-    str
-        ``"cuda"`` for ``"gpu"``, the device itself for ``"cuda..."``, else ``"cpu"``.
+def string_dtype() -> Any:
+    """pandas' default dtype for a column of strings (``str`` in pandas 3, ``object`` before).
 
     Examples
     --------
-    >>> from dask_classify.backend import torch_device
-    >>> torch_device("gpu"), torch_device("cpu"), torch_device("cuda:1")
-    ('cuda', 'cpu', 'cuda:1')
+    >>> import pandas as pd
+    >>> from dask_classify.backend import string_dtype
+    >>> pd.Series(["a"], dtype=string_dtype()).dtype == pd.Series(["b"]).dtype
+    True
     """
-    if backend == "gpu" or str(backend).startswith("cuda"):
-        return "cuda" if backend == "gpu" else str(backend)
-    return "cpu"
+    import pandas as pd
+
+    return pd.Series(["x"]).dtype
+
+
+# ------------------------------------------------------------------------------------- torch
+def cpu_cores() -> int:
+    """Cores this process may run on (its CPU affinity, else the machine's count).
+
+    Examples
+    --------
+    >>> from dask_classify.backend import cpu_cores
+    >>> cpu_cores() >= 1
+    True
+    """
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def resolve_device(device: str) -> str:
+    """The torch device to run on: ``"auto"`` is ``"cuda"`` when this process sees a GPU.
+
+    Inside a ``LocalCUDACluster`` worker ``CUDA_VISIBLE_DEVICES`` already selects the worker's
+    GPU as device 0, so ``"cuda"`` is right on every worker.
+
+    Parameters
+    ----------
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:<n>"``; anything but ``"auto"`` is kept.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from dask_classify.backend import resolve_device
+    >>> resolve_device("cpu"), resolve_device("cuda:1")
+    ('cpu', 'cuda:1')
+    >>> resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    True
+    """
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with AMX tiles, where bf16 matmuls beat fp32.
+
+    AVX512-BF16 alone is not enough: on this project's CI CPU (AVX512 with avx512_bf16) a bf16
+    matmul through torch ran about 200x slower than fp32, so autocast would slow the CPU down.
+
+    Returns
+    -------
+    bool
+        Whether ``/proc/cpuinfo`` lists ``amx_bf16`` (False where it cannot be read).
+
+    Examples
+    --------
+    >>> from dask_classify.backend import cpu_has_native_bf16
+    >>> isinstance(cpu_has_native_bf16(), bool)
+    True
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as fh:
+            return "amx_bf16" in fh.read()
+    except OSError:
+        return False
+
+
+def autocast(device: str, enabled: bool = True) -> Any:
+    """The mixed-precision context for inference on ``device``: only where it is faster.
+
+    CUDA: bf16 where the GPU supports it, else fp16. CPU: bf16 only with AMX
+    (:func:`cpu_has_native_bf16`); everywhere else (and with ``enabled=False``) fp32.
+
+    Examples
+    --------
+    >>> import contextlib
+    >>> from dask_classify.backend import autocast, cpu_has_native_bf16
+    >>> isinstance(autocast("cpu"), contextlib.nullcontext) == (not cpu_has_native_bf16())
+    True
+    >>> isinstance(autocast("cuda", enabled=False), contextlib.nullcontext)
+    True
+    """
+    if not enabled:
+        return contextlib.nullcontext()
+    import torch
+
+    if device.startswith("cuda"):
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    if device == "cpu" and cpu_has_native_bf16():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def default_torch_threads() -> int:
+    """This process's share of the cores: ``OMP_NUM_THREADS`` when set, else every core.
+
+    Dask nannies set ``OMP_NUM_THREADS`` for process workers, and
+    :func:`dask_classify.get_client` sets it to the cores divided by the workers. Without it every
+    core is used: forward passes in one process run one at a time.
+
+    Examples
+    --------
+    >>> import os
+    >>> from unittest import mock
+    >>> from dask_classify.backend import default_torch_threads
+    >>> with mock.patch.dict(os.environ, {"OMP_NUM_THREADS": "3"}):
+    ...     default_torch_threads()
+    3
+    """
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    if omp.isdigit() and int(omp) > 0:
+        return int(omp)
+    return cpu_cores()
+
+
+def set_torch_threads(requested: int | None = None) -> None:
+    """Give torch ``requested`` intra-op threads (default :func:`default_torch_threads`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from dask_classify.backend import set_torch_threads
+    >>> before = torch.get_num_threads()
+    >>> set_torch_threads(1)
+    >>> torch.get_num_threads()
+    1
+    >>> set_torch_threads(before)
+    """
+    import torch
+
+    wanted = int(requested) if requested is not None else default_torch_threads()
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)

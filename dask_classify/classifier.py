@@ -1,29 +1,29 @@
-"""``DistributedDataClassifier``: a text classifier run on every partition of a Dask DataFrame."""
+"""``DistributedDataClassifier``: a text classifier run on every partition of a Dask DataFrame.
+
+The class holds parameters, their validation and the output-columns hook; the per-partition
+work (text -> tokens -> batches -> model -> columns) is :mod:`dask_classify.pipeline`'s.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from dask_classify.backend import from_host, to_host
+from dask_classify.backend import string_dtype
+from dask_classify.errors import TextColumnError, UsageError
 from dask_classify.model import ModelInfo, model_info_for
+from dask_classify.pipeline import classify_partition
 
 _PADDING_SIDES = ("left", "right")
-#: Padded tokens per forward pass on the CPU when ``max_batch_tokens="auto"``: the best or within
-#: 5% of the best rule for three models on two corpora (``benchmarks/README.md``, ``--sweep``).
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+#: Padded tokens per forward pass on the CPU when ``max_batch_tokens="auto"``: chosen by
+#: measurement over three models and two corpora (``benchmarks/README.md``, ``--sweep``).
 CPU_BATCH_TOKENS = 2048
-#: Rows tokenized and run together inside a partition (bounds a worker's memory; see
-#: :func:`classify_partition_many`).
-CHUNK_ROWS = 16_384
-
-
-def _string_dtype() -> Any:
-    """pandas' default dtype for a column of strings (``str`` in pandas 3, ``object`` before)."""
-    return pd.Series(["x"]).dtype
 
 
 class DistributedDataClassifier:
@@ -46,7 +46,8 @@ class DistributedDataClassifier:
         order). No probability column is added when None.
     filter_by : list of str, optional
         Keep only rows whose label is listed (rows with null text are dropped too). Every label
-        must be one of the model's labels, else ``ValueError``.
+        must be one of the model's labels, else :class:`~dask_classify.errors.UsageError` when
+        the classifier is called.
     max_chars : int, optional
         Cut each text to its first ``max_chars`` characters before tokenizing.
     max_seq_length : int, optional
@@ -61,14 +62,15 @@ class DistributedDataClassifier:
     max_batch_tokens : int, "auto" or None, default "auto"
         Most padded tokens (rows x the batch's longest row) per forward pass, on top of
         ``model_inference_batch_size``. ``"auto"``: :data:`CPU_BATCH_TOKENS` (2048) on the CPU,
-        no token limit on a GPU. On CPUs small batches are faster: the attention tensors stay
-        in cache (measured 1.1-1.8x over 32-row batches and 2.7-9.6x over 256-row batches, see
-        ``benchmarks/README.md``); a GPU wants large batches. Results do not depend on it.
+        no token limit on a GPU. On CPUs small batches are faster (the attention tensors stay
+        in cache; measured in ``benchmarks/README.md``); a GPU wants large batches. Results do
+        not depend on it.
     autocast : bool, default True
         Mixed precision where it is faster: fp16/bf16 on CUDA, bf16 on CPUs with AMX. On other
         CPUs (including AVX512-BF16 ones, where bf16 is far slower) inference stays fp32.
     device : str, default "auto"
-        ``"auto"`` uses the worker's GPU when it has one, else the CPU; or ``"cpu"``/``"cuda"``.
+        ``"auto"`` uses the worker's GPU when it has one, else the CPU; or ``"cpu"``,
+        ``"cuda"``, ``"cuda:<n>"``.
     quantize : {None, "int8"}, default None
         ``"int8"``: dynamic int8 quantization of the Linear layers (CPU only, opt-in).
     trust_remote_code : bool, default False
@@ -76,6 +78,12 @@ class DistributedDataClassifier:
     torch_threads : int, optional
         Torch intra-op threads. Default: ``OMP_NUM_THREADS`` when set, else every core of the
         worker process (forward passes in one process run one at a time).
+
+    Raises
+    ------
+    UsageError
+        A parameter out of its range (checked here, once, so that nothing fails later on a
+        worker).
 
     Notes
     -----
@@ -126,48 +134,45 @@ class DistributedDataClassifier:
     ) -> None:
         model_identifier = model_identifier or self.default_model_identifier
         if model_identifier is None:
-            raise ValueError("model_identifier is required (a checkpoint folder or hub id)")
+            raise UsageError("model_identifier is required (a checkpoint folder or hub id)")
         if padding_side not in _PADDING_SIDES:
-            raise ValueError(f"padding_side must be 'left' or 'right', not {padding_side!r}")
-        if int(model_inference_batch_size) < 1:
-            raise ValueError("model_inference_batch_size must be >= 1")
-        if max_batch_tokens not in ("auto", None):
-            if isinstance(max_batch_tokens, str) or int(max_batch_tokens) < 1:
-                raise ValueError(f"max_batch_tokens must be a positive integer, 'auto' or None, "
-                                 f"not {max_batch_tokens!r}")
-            max_batch_tokens = int(max_batch_tokens)
-        if max_chars is not None and int(max_chars) < 1:
-            raise ValueError(f"max_chars must be a positive integer or None, not {max_chars}")
-        if max_seq_length is not None and int(max_seq_length) < 2:
-            raise ValueError(f"max_seq_length must be >= 2 or None, not {max_seq_length}")
-        if quantize not in (None, "int8"):
-            raise ValueError(f"quantize must be None or 'int8', not {quantize!r}")
+            raise UsageError(f"padding_side must be 'left' or 'right', not {padding_side!r}")
         if isinstance(filter_by, str):
             filter_by = [filter_by]
+        if not isinstance(device, str) or not _DEVICE.fullmatch(device):
+            raise UsageError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:<n>', not {device!r}")
+        if quantize not in (None, "int8"):
+            raise UsageError(f"quantize must be None or 'int8', not {quantize!r}")
+        if quantize == "int8" and device.startswith("cuda"):
+            raise UsageError(f"quantize='int8' runs on the CPU only, not on device {device!r}")
         self.model_identifier = os.fspath(model_identifier)
         self.cache_dir = cache_dir
         self.text_field = text_field
         self.label_field = label_field
         self.score_field = score_field
         self.filter_by = list(filter_by) if filter_by is not None else None
-        self.max_chars = None if max_chars is None else int(max_chars)
-        self.max_seq_length = None if max_seq_length is None else int(max_seq_length)
+        self.max_chars = _positive("max_chars", max_chars, allow_none=True)
+        self.max_seq_length = _positive("max_seq_length", max_seq_length, allow_none=True,
+                                        minimum=2)
         self.padding_side = padding_side
         self.sort_by_length = bool(sort_by_length)
-        self.model_inference_batch_size = int(model_inference_batch_size)
-        self.max_batch_tokens = max_batch_tokens
+        self.model_inference_batch_size = _positive("model_inference_batch_size",
+                                                    model_inference_batch_size)
+        self.max_batch_tokens = (max_batch_tokens if max_batch_tokens in ("auto", None)
+                                 else _positive("max_batch_tokens", max_batch_tokens,
+                                                extra="'auto'", allow_none=True))
         self.autocast = bool(autocast)
         self.device = device
         self.quantize = quantize
         self.trust_remote_code = bool(trust_remote_code)
-        self.torch_threads = torch_threads
+        self.torch_threads = _positive("torch_threads", torch_threads, allow_none=True)
         outputs = self.output_fields
         if len(set(outputs)) != len(outputs):
-            raise ValueError(f"output columns must differ from each other, got {outputs}")
+            raise UsageError(f"output columns must differ from each other, got {outputs}")
 
     # ----------------------------------------------------------------- description
     @property
-    def spec(self):
+    def model_spec(self):
         """The :class:`~dask_classify.predict.ModelSpec` naming this classifier's model."""
         from dask_classify.predict import ModelSpec
 
@@ -184,11 +189,6 @@ class DistributedDataClassifier:
         import pyarrow as pa
 
         return {self.score_field: pa.list_(pa.float64())} if self.score_field else {}
-
-    @property
-    def filter_field(self) -> str:
-        """The column ``filter_by`` applies to."""
-        return self.label_field
 
     def _params(self) -> dict[str, Any]:
         return {k: v for k, v in sorted(vars(self).items()) if not k.startswith("_")}
@@ -210,85 +210,100 @@ class DistributedDataClassifier:
         return self.model_info().labels
 
     # ----------------------------------------------------------------- validation
-    def _validate_columns(self, frame: Any) -> None:
+    def validate_frame(self, frame: Any) -> None:
+        """Check ``frame``'s columns (a DataFrame or a Dask DataFrame's ``_meta``).
+
+        Raises
+        ------
+        UsageError
+            The text column is missing, or an output column already exists.
+        TextColumnError
+            The text column's dtype cannot hold strings.
+        """
         columns = list(frame.columns)
         if self.text_field not in columns:
-            raise ValueError(
+            raise UsageError(
                 f"text column {self.text_field!r} is not in the DataFrame; columns: {columns}"
             )
         clashes = [c for c in self.output_fields if c in columns]
         if clashes:
-            raise ValueError(
+            raise UsageError(
                 f"output column(s) {clashes} already exist in the DataFrame (columns: {columns});"
                 " choose other label_field/score_field names or drop them first"
             )
         text_dtype = frame[self.text_field].dtype
         kind = getattr(text_dtype, "kind", "O")
         if kind in "biufcmMb":
-            raise TypeError(
+            raise TextColumnError(
                 f"text column {self.text_field!r} has dtype {text_dtype}; it must hold strings"
             )
 
-    def _validate_model(self, info: ModelInfo) -> None:
+    def validate_model(self, info: ModelInfo) -> None:
+        """Check this classifier's options against its checkpoint (read on the client).
+
+        Subclasses that need a kind of checkpoint (a regression head, ...) extend it.
+
+        Raises
+        ------
+        UsageError
+            ``filter_by`` names a label the model does not have, or left padding with a plain
+            transformers classifier (its pooler reads the first position).
+        """
         if self.filter_by is not None:
-            allowed = self._filter_values(info)
+            allowed = self.filter_values(info)
             unknown = [lab for lab in self.filter_by if lab not in allowed]
             if unknown:
-                raise ValueError(
+                raise UsageError(
                     f"filter_by labels {unknown} are not labels of {self.model_identifier!r}; "
                     f"its labels are {allowed}"
                 )
+        if self.padding_side == "left" and info.kind == "hf":
+            raise UsageError(
+                "padding_side='left' is not supported for plain transformers classifiers: "
+                "their poolers read the first position, which left padding fills with [PAD]"
+            )
 
-    def _filter_values(self, info: ModelInfo) -> list[str]:
+    def filter_values(self, info: ModelInfo) -> list[str]:
+        """The values ``filter_by`` may name: the labels of the label column."""
         return info.labels
 
-    # ----------------------------------------------------------------- per partition
-    def _output_columns(self, outputs: np.ndarray | None, valid: np.ndarray,
-                        info: ModelInfo | None) -> dict[str, pd.Series]:
-        """Turn model outputs for the valid rows into the added columns (length ``len(valid)``)."""
+    # ----------------------------------------------------------------- the output hook
+    def output_columns(self, outputs: np.ndarray | None, valid: np.ndarray,
+                       info: ModelInfo | None) -> dict[str, pd.Series]:
+        """Turn the model's outputs into the columns this classifier adds.
+
+        The hook a classifier with another head overrides (see :class:`FineWebEduClassifier`):
+        it receives the outputs of the rows with text and returns every column of
+        :attr:`output_fields`, one value per row of the partition.
+
+        Parameters
+        ----------
+        outputs : numpy.ndarray of float32, shape ``(valid.sum(), outputs)``, or None
+            What the model returned for the rows with text, in row order (None when there are
+            none: empty or all-null partitions, and the ``meta`` of an empty frame).
+        valid : numpy.ndarray of bool, shape ``(rows,)``
+            Which rows of the partition have text.
+        info : ModelInfo or None
+            The checkpoint's description (None when ``outputs`` is None).
+
+        Returns
+        -------
+        dict of str to pandas.Series
+            Each output column, ``len(valid)`` long, with nulls where ``valid`` is False; the
+            label column must be there when ``filter_by`` is used.
+        """
         n = len(valid)
         labels = np.full(n, None, dtype=object)
         if outputs is not None and len(outputs):
             names = np.array(info.labels, dtype=object)
             labels[valid] = names[outputs.argmax(axis=1)]
-        cols = {self.label_field: pd.Series(labels, dtype=_string_dtype())}
+        cols = {self.label_field: pd.Series(labels, dtype=string_dtype())}
         if self.score_field:
             scores = np.full(n, None, dtype=object)
             if outputs is not None and len(outputs):
                 scores[np.flatnonzero(valid)] = [row.tolist() for row in outputs]
             cols[self.score_field] = pd.Series(scores, dtype=object)
         return cols
-
-    def _predict(self, texts: list[str], token_cache: dict[Any, Any]) -> tuple[Any, ModelInfo]:
-        """Model outputs for ``texts`` (already cut to ``max_chars``), in their order.
-
-        ``token_cache`` holds token ids already computed in this partition by classifiers with
-        the same tokenizer, text column, ``max_chars`` and token limit, so they tokenize once.
-        """
-        from dask_classify.predict import get_model, get_tokenizer, run_model, set_torch_threads
-        from dask_classify.tokenize import resolve_max_length, tokenize
-
-        set_torch_threads(self.torch_threads)
-        spec = self.spec
-        tokenizer = get_tokenizer(spec)
-        model, info, device = get_model(spec)
-        if self.padding_side == "left" and info.kind == "hf":
-            raise ValueError(
-                "padding_side='left' is not supported for plain transformers classifiers: "
-                "their poolers read the first position, which left padding fills with [PAD]"
-            )
-        max_len = resolve_max_length(tokenizer, info.max_position_embeddings, self.max_seq_length)
-        key = (spec.tokenizer_key, self.text_field, self.max_chars, max_len)
-        ids = token_cache.get(key)
-        if ids is None:
-            ids = token_cache[key] = tokenize(tokenizer, texts, max_len)
-        outputs = run_model(
-            model, ids, pad_id=tokenizer.pad_token_id or 0, device=device,
-            batch_size=self.model_inference_batch_size, padding_side=self.padding_side,
-            sort_by_length=self.sort_by_length, autocast=self.autocast,
-            max_tokens=self.batch_token_limit(device),
-        )
-        return outputs, info
 
     def batch_token_limit(self, device: str) -> int | None:
         """The padded-token limit per forward pass on ``device`` (``max_batch_tokens`` resolved).
@@ -306,11 +321,11 @@ class DistributedDataClassifier:
             return self.max_batch_tokens
         return CPU_BATCH_TOKENS if device == "cpu" else None
 
+    # ----------------------------------------------------------------- running it
     def classify_partition(self, part: Any) -> Any:
-        """Classify one pandas or cudf partition (what ``map_partitions`` runs on each one)."""
-        return classify_partition_many(part, [self])
+        """Classify one pandas or cudf partition now (see :mod:`dask_classify.pipeline`)."""
+        return classify_partition(part, [self])
 
-    # ----------------------------------------------------------------- the Dask layer
     def __call__(self, ddf: Any) -> Any:
         """Classify ``ddf`` lazily; returns a Dask DataFrame with the output columns added.
 
@@ -318,89 +333,28 @@ class DistributedDataClassifier:
 
         Raises
         ------
-        ValueError
-            Missing text column, output columns that already exist, unknown ``filter_by``
-            labels, or a checkpoint that cannot be read.
-        TypeError
+        UsageError
+            Missing text column, output columns that already exist, or unknown ``filter_by``
+            labels.
+        TextColumnError
             A text column whose dtype cannot hold strings.
+        CheckpointError
+            A checkpoint whose ``config.json`` cannot be read.
         """
         return classify_many(ddf, [self])
 
 
-def classify_partition_many(part: Any, classifiers: Sequence[DistributedDataClassifier]) -> Any:
-    """Run several classifiers over one partition; each adds its columns, filters are ANDed.
-
-    Classifiers that share a tokenizer, text column, ``max_chars`` and token limit tokenize the
-    partition once. This is what :func:`classify_many` maps over the partitions; it does no
-    validation of its own (see :meth:`DistributedDataClassifier.__call__`).
-
-    Parameters
-    ----------
-    part : pandas or cudf DataFrame
-        One partition holding each classifier's text column.
-    classifiers : sequence of DistributedDataClassifier
-        Run in order; their output columns must differ from each other and from ``part``'s.
-
-    Returns
-    -------
-    pandas or cudf DataFrame
-        ``part`` (same type) with every classifier's columns appended, keeping its index; rows
-        that a ``filter_by`` rejects (or whose text is null, when filtering) are dropped.
-
-    Examples
-    --------
-    >>> import pandas as pd, tempfile
-    >>> from dask_classify import DistributedDataClassifier
-    >>> from dask_classify.classifier import classify_partition_many
-    >>> from dask_classify.testing import build_tiny_deberta_checkpoint
-    >>> folder = build_tiny_deberta_checkpoint(tempfile.mkdtemp(), ["neg", "pos"],
-    ...                                        tokenizer="bert", texts=["great", "awful"])
-    >>> part = pd.DataFrame({"text": ["great", None, "awful"]}, index=[10, 11, 12])
-    >>> out = classify_partition_many(part, [
-    ...     DistributedDataClassifier(folder, label_field="a", score_field="a_probs"),
-    ...     DistributedDataClassifier(folder, label_field="b", max_chars=3)])
-    >>> list(out.columns), out.index.tolist()
-    (['text', 'a', 'a_probs', 'b'], [10, 11, 12])
-    >>> out["a"].isna().tolist(), [len(p) for p in out["a_probs"].dropna()]
-    ([False, True, False], [2, 2])
-    """
-    from dask_classify.tokenize import prepare_texts
-
-    columns: dict[str, pd.Series] = {}
-    keep: np.ndarray | None = None
-    prepared: dict[tuple[str, int | None], tuple[list[str], np.ndarray]] = {}
-    for clf in classifiers:
-        key = (clf.text_field, clf.max_chars)
-        if key not in prepared:
-            text = to_host(part[clf.text_field])
-            prepared[key] = prepare_texts(text.tolist(), clf.text_field, text.index,
-                                          clf.max_chars)
-    # Rows go through in chunks of CHUNK_ROWS: token ids and tokenizer state exist for one chunk
-    # at a time, so a worker's memory does not grow with the partition (a 64 MiB Parquet block
-    # of short texts is 200,000 rows). Length sorting is per chunk.
-    inputs = [prepared[(clf.text_field, clf.max_chars)] for clf in classifiers]
-    pieces: list[list[np.ndarray]] = [[] for _ in classifiers]
-    infos: list[ModelInfo | None] = [None] * len(classifiers)
-    for start in range(0, max((len(texts) for texts, _ in inputs), default=0), CHUNK_ROWS):
-        token_cache: dict[Any, Any] = {}  # shared by the classifiers of this chunk
-        for i, clf in enumerate(classifiers):
-            chunk = inputs[i][0][start : start + CHUNK_ROWS]
-            if chunk:
-                out, infos[i] = clf._predict(chunk, token_cache)
-                pieces[i].append(out)
-    for i, clf in enumerate(classifiers):
-        valid = inputs[i][1]
-        outputs = np.concatenate(pieces[i]) if pieces[i] else None
-        cols = clf._output_columns(outputs, valid, infos[i])
-        if clf.filter_by is not None:
-            mask = cols[clf.filter_field].isin(clf.filter_by).to_numpy(dtype=bool)
-            keep = mask if keep is None else keep & mask
-        columns.update(cols)
-    return _assemble(part, columns, keep)
-
-
-def _classify_many(part: Any, classifiers: tuple[DistributedDataClassifier, ...]) -> Any:
-    return classify_partition_many(part, classifiers)
+def _positive(name: str, value: Any, allow_none: bool = False, minimum: int = 1,
+              extra: str | None = None) -> int | None:
+    """``value`` as an int >= ``minimum`` (or None when allowed), else a :class:`UsageError`."""
+    if value is None and allow_none:
+        return None
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum
+    if not ok:
+        allowed = ("a positive integer" if minimum == 1 else f"an integer >= {minimum}") + (
+            f", {extra}" if extra else "") + (" or None" if allow_none else "")
+        raise UsageError(f"{name} must be {allowed}, not {value!r}")
+    return int(value)
 
 
 def classify_many(ddf: Any, classifiers: Sequence[DistributedDataClassifier]) -> Any:
@@ -423,11 +377,11 @@ def classify_many(ddf: Any, classifiers: Sequence[DistributedDataClassifier]) ->
 
     Raises
     ------
-    ValueError
-        Two classifiers write the same column, no classifiers, or any error a single classifier
-        would raise.
-    TypeError
-        ``ddf`` is not a (Dask) DataFrame, or a text column cannot hold strings.
+    UsageError
+        Two classifiers write the same column, no classifiers, ``ddf`` is not a (Dask)
+        DataFrame, or any error a single classifier would raise.
+    TextColumnError
+        A text column cannot hold strings.
 
     Examples
     --------
@@ -445,37 +399,22 @@ def classify_many(ddf: Any, classifiers: Sequence[DistributedDataClassifier]) ->
     """
     classifiers = tuple(classifiers)
     if not classifiers:
-        raise ValueError("classify_many needs at least one classifier")
+        raise UsageError("classify_many needs at least one classifier")
     seen: dict[str, int] = {}
     for i, clf in enumerate(classifiers):
         for name in clf.output_fields:
             if name in seen:
-                raise ValueError(f"classifiers {seen[name]} and {i} both write column {name!r}")
+                raise UsageError(f"classifiers {seen[name]} and {i} both write column {name!r}")
             seen[name] = i
     meta_source = getattr(ddf, "_meta", None)
     is_lazy = meta_source is not None and hasattr(ddf, "map_partitions")
     frame = meta_source if is_lazy else ddf
     if not hasattr(frame, "columns"):
-        raise TypeError(f"expected a (Dask) DataFrame, got {type(ddf).__name__}")
+        raise UsageError(f"expected a (Dask) DataFrame, got {type(ddf).__name__}")
     for clf in classifiers:
-        clf._validate_columns(frame)
-        clf._validate_model(clf.model_info())
+        clf.validate_frame(frame)
+        clf.validate_model(clf.model_info())
     if not is_lazy:
-        return classify_partition_many(ddf, classifiers)
-    meta = classify_partition_many(meta_source.iloc[:0], classifiers)
-    return ddf.map_partitions(_classify_many, classifiers, meta=meta)
-
-
-def _assemble(part: Any, cols: dict[str, pd.Series], keep: np.ndarray | None) -> Any:
-    """Append ``cols`` to ``part`` by position (never by index: indexes may repeat), keep the
-    rows in ``keep`` and restore the caller's index."""
-    index = part.index
-    out = part.reset_index(drop=True)
-    for name, series in cols.items():
-        out[name] = from_host(series, like=part)
-    if keep is not None:
-        positions = np.flatnonzero(keep)
-        out = out.iloc[positions]
-        index = index.take(positions)
-    out.index = index
-    return out
+        return classify_partition(ddf, classifiers)
+    meta = classify_partition(meta_source.iloc[:0], classifiers)
+    return ddf.map_partitions(classify_partition, classifiers, meta=meta)

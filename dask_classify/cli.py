@@ -1,7 +1,10 @@
 """The ``dask-classify`` command: classify, train, evaluate, convert.
 
 ``main(argv) -> int`` never calls ``sys.exit``; ``python -m dask_classify`` and the console script
-both go through it. Errors in the user's input print one line naming the problem and return 2.
+both go through it. Exit status: 0 done; 2 a problem with what the user gave (a
+:class:`~dask_classify.errors.UserError`, or a path that does not exist or cannot be written),
+printed as one line naming it; 1 a bug in this package, shown with its traceback; 130 interrupted.
+``--debug`` shows the traceback of user errors too.
 """
 
 from __future__ import annotations
@@ -10,9 +13,12 @@ import argparse
 import json
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from dask_classify.errors import InputError, UsageError, UserError
 
 PROG = "dask-classify"
 
@@ -25,17 +31,6 @@ CLASSIFIERS = {
     "fineweb-mixtral-edu": "FineWebMixtralEduClassifier",
     "fineweb-nemotron-edu": "FineWebNemotronEduClassifier",
 }
-
-
-class UsageError(ValueError):
-    """A command line that cannot be run as given (printed as one line, exit status 2).
-
-    Examples
-    --------
-    >>> from dask_classify.cli import UsageError
-    >>> issubclass(UsageError, ValueError)
-    True
-    """
 
 
 def _positive_int(text: str) -> int:
@@ -119,13 +114,17 @@ def build_parser() -> argparse.ArgumentParser:
     """
     from dask_classify import __version__
 
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show the traceback of errors in the input too")
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Classify text at scale with transformer models on Dask.")
+        prog=PROG, description="Classify text at scale with transformer models on Dask.",
+        parents=[debug])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("classify", help="classify JSONL/Parquet/CSV/TSV files",
+    p = sub.add_parser("classify", parents=[debug], help="classify JSONL/Parquet/CSV/TSV files",
                        description="Classify the text column of files and write them with the "
                                    "label (and score) columns added, one output folder per input.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or globs")
@@ -149,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cluster_options(p)
     p.set_defaults(func=_cmd_classify)
 
-    p = sub.add_parser("train", help="fine-tune a classifier from TSV files",
+    p = sub.add_parser("train", parents=[debug], help="fine-tune a classifier from TSV files",
                        description="Fine-tune a BERT-family encoder (NeMo-style YAML config; "
                                    "dotted overrides like trainer.max_epochs=3).")
     p.add_argument("--config", "-c", metavar="YAML", help="config file (default: the packaged one)")
@@ -158,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the resolved config and exit")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("evaluate", help="P/R/F1 and confusion matrix of a model on a TSV file",
+    p = sub.add_parser("evaluate", parents=[debug],
+                       help="P/R/F1 and confusion matrix of a model on a TSV file",
                        description="Classify a labelled TSV file with the distributed "
                                    "classifier and report precision, recall, F1 and the "
                                    "confusion matrix.")
@@ -170,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-seq-length", type=_positive_int, metavar="N")
     p.set_defaults(func=_cmd_evaluate)
 
-    p = sub.add_parser("convert", help="convert SST-2/IMDB/ChemProt/THUCNews to TSV",
+    p = sub.add_parser("convert", parents=[debug],
+                       help="convert SST-2/IMDB/ChemProt/THUCNews to TSV",
                        description="Turn a public data set's original files into train.tsv, "
                                    "dev.tsv, test.tsv and labels.txt.")
     p.add_argument("--dataset", required=True, choices=["sst-2", "imdb", "chemprot", "thucnews"])
@@ -279,8 +280,8 @@ def _start_client(args: argparse.Namespace):
 def _cmd_classify(args: argparse.Namespace) -> int:
 
     from dask_classify.backend import resolve_backend
+    from dask_classify.errors import CheckpointError
     from dask_classify.io import (
-        InputError,
         clean_stale_temporaries,
         detect_format,
         done_for,
@@ -323,16 +324,16 @@ def _cmd_classify(args: argparse.Namespace) -> int:
         totals = {"rows_in": 0, "rows_out": 0, "null_text": 0, "bad_lines_skipped": 0,
                   "labels": {}}
         started = time.perf_counter()
-        count_field = clf.filter_field if clf.filter_field in clf.output_fields \
+        count_field = clf.label_field if clf.label_field in clf.output_fields \
             else clf.output_fields[0]
         for path in todo:
             try:
                 n_in, n_null, label_counts, bad_lines = _classify_file(
                     client, clf, path, formats[path], targets[path], backend, args, count_field)
-            except InputError:
-                raise  # already names the file (and the line)
-            except (ValueError, TypeError, OSError) as exc:
-                raise type(exc)(f"{path}: {exc}") from exc
+            except (InputError, CheckpointError):
+                raise  # already names the file (and the line) or the model
+            except UserError as exc:  # a column or value of this file: say which file
+                raise InputError(f"{path}: {exc}") from exc
             if args.on_bad_lines == "skip":
                 print(bad_lines)
             totals["bad_lines_skipped"] += bad_lines.count
@@ -439,12 +440,12 @@ def _classify_file(client, clf, path, fmt, target, backend, args, count_field):
 
 # --------------------------------------------------------------------------- train etc.
 def _cmd_train(args: argparse.Namespace) -> int:
-    from omegaconf import OmegaConf
-
-    from dask_classify.train import load_config, train
+    from dask_classify.train import load_config, train  # MissingExtraError without [train]
 
     cfg = load_config(args.config, args.overrides)
     if args.print_config:
+        from omegaconf import OmegaConf
+
         print(OmegaConf.to_yaml(cfg))
         return 0
     import logging
@@ -479,14 +480,34 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [ValueError, TypeError, FileNotFoundError,
-                                         FileExistsError, ImportError, KeyError]
-    return tuple(errors)
+#: OS errors about a path the user gave: reported like a UserError (they name the path).
+PATH_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError,
+               NotADirectoryError)
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """True for errors about the user's input (exit 2, one line); False for our bugs (exit 1).
+
+    Examples
+    --------
+    >>> from dask_classify.cli import is_user_error
+    >>> from dask_classify.errors import TextColumnError
+    >>> is_user_error(TextColumnError("text column 'text' holds an int")), is_user_error(
+    ...     FileNotFoundError("no such file: in.jsonl"))
+    (True, True)
+    >>> is_user_error(TypeError("unsupported operand")), is_user_error(KeyError("preds"))
+    (False, False)
+    """
+    return isinstance(exc, (UserError, *PATH_ERRORS))
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    return text.strip() or type(exc).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 2 bad input or usage).
+    """Run the command line; returns the exit status (0 ok, 2 bad input or usage, 1 a bug).
 
     Examples
     --------
@@ -502,15 +523,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or an argparse usage error
         return int(exc.code or 0)
+    debug = getattr(args, "debug", False)
     try:
         return int(args.func(args) or 0)
-    except _user_errors() as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the one place every error is reported
+        if is_user_error(exc):
+            if debug:
+                traceback.print_exc()
+            print(f"{PROG} {args.command}: error: {_message(exc)}", file=sys.stderr)
+            return 2
+        traceback.print_exc()
+        print(f"{PROG} {args.command}: internal error ({type(exc).__name__}): this is a bug in "
+              "dask_classify; please report it with the traceback above", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

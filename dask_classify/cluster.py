@@ -8,14 +8,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from dask_classify.backend import import_gpu_module, resolve_backend
-
-
-def _cpu_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return os.cpu_count() or 1
+from dask_classify.backend import cpu_cores, import_gpu_module, resolve_backend
+from dask_classify.errors import UsageError
 
 
 def get_client(
@@ -71,17 +65,16 @@ def get_client(
 
     Notes
     -----
-    Process workers' nannies set ``MALLOC_TRIM_THRESHOLD_=65536``, which slowed torch by 30-40%
-    (DESIGN.md §6), and ``OMP_NUM_THREADS=1``: here the malloc setting is removed and each
-    worker's torch gets ``cores // n_workers`` threads. Measured on 2 cores with the runs
-    interleaved (``benchmarks/bench_classify.py --sweep``; tiny DeBERTa, mixed real text), two
-    single-threaded process workers classify 1.5x faster than one in-process worker with two
-    threads, which is within a few percent of calling the partition function directly: a
-    forward pass of a small encoder is many short operations, which one core per process runs
-    without waiting on a second thread. Each worker process
-    holds its own copy of the model; pass ``n_workers=1`` for a single in-process worker when
-    memory is short. In every process forward passes run one at a time with all of that
-    process's torch threads, while other task threads tokenize.
+    Process workers' nannies set ``MALLOC_TRIM_THRESHOLD_=65536``, which slows torch inference,
+    and ``OMP_NUM_THREADS=1``: here the malloc setting is removed and each worker's torch gets
+    ``cores // n_workers`` threads. The CPU default (distributed's split into single-threaded
+    processes on small machines) was chosen by measurement with the runs interleaved
+    (``benchmarks/bench_classify.py --sweep``, figures in ``benchmarks/README.md``): a forward
+    pass of a small encoder is many short operations, which one core per process runs without
+    waiting on a second thread. Each worker process holds its own copy of the model; pass
+    ``n_workers=1`` for a single in-process worker when memory is short. In every process
+    forward passes run one at a time with all of that process's torch threads, while other task
+    threads tokenize.
 
     Examples
     --------
@@ -118,19 +111,19 @@ def get_client(
     from distributed.deploy.utils import nprocesses_nthreads
 
     if n_workers is None and threads_per_worker is None:
-        n_workers, threads_per_worker = nprocesses_nthreads(_cpu_cores())
+        n_workers, threads_per_worker = nprocesses_nthreads(cpu_cores())
     elif n_workers is None:
-        n_workers = max(1, _cpu_cores() // int(threads_per_worker))
+        n_workers = max(1, cpu_cores() // int(threads_per_worker))
     n_workers = int(n_workers)
     if n_workers < 1:
-        raise ValueError(f"n_workers must be >= 1, not {n_workers}")
+        raise UsageError(f"n_workers must be >= 1, not {n_workers}")
     if threads_per_worker is None:
-        threads_per_worker = max(1, _cpu_cores() // n_workers)
+        threads_per_worker = max(1, cpu_cores() // n_workers)
     if processes is None:
         processes = n_workers > 1
     # Process workers: None unsets malloc trimming (distributed.nanny._get_env_variables), and
     # each worker's torch gets its share of the cores instead of the nanny's default of 1.
-    share = str(max(1, _cpu_cores() // n_workers))
+    share = str(max(1, cpu_cores() // n_workers))
     environ = {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": share, "MKL_NUM_THREADS": share}
     # Each nanny writes its pre-spawn variables into *this* process's os.environ and leaves them
     # there (distributed.nanny, os.environ.update before spawning): OMP_NUM_THREADS=1 would then

@@ -20,18 +20,23 @@ subclass whose forward
 * passes the position scores and the mask as an additive bias to PyTorch's fused
   ``scaled_dot_product_attention`` (query-key product, softmax and value product in one kernel).
 
-Results equal the
-original to float32 rounding (``tests/test_fast_attention.py`` compares them on padded batches
-and several configurations); labels are identical. Training, ``output_attentions``,
-``query_states`` and any input this forward was not written for fall back to the original code.
-Set the environment variable ``DASK_CLASSIFY_FAST_ATTENTION=0`` to keep transformers' forward.
+Results equal the original to float32 rounding (``tests/test_fast_attention.py`` compares them
+on padded batches and several configurations); labels are identical; the speed-up is measured in
+``benchmarks/README.md``. Training, ``output_attentions``, ``query_states`` and any input this
+forward was not written for fall back to the original code. Set the environment variable
+``DASK_CLASSIFY_FAST_ATTENTION=0`` to keep transformers' forward.
 
-Measured: 1.70x (tiny) and 1.77x (bundled model) on the same batches, ``benchmarks/README.md``.
+The subclass relies on private details of transformers' class (its forward's parameters and a
+few attributes). :func:`speed_up_deberta` checks them before swapping; when a transformers
+release changes them, it keeps transformers' own forward and warns once
+(:class:`FastAttentionWarning`), so a new transformers can only cost speed, never correctness.
 """
 from __future__ import annotations
 
+import inspect
 import os
 import threading
+import warnings
 import weakref
 from typing import Any
 
@@ -42,9 +47,21 @@ try:  # transformers >= 4.x; the class only exists for DeBERTa-v2/v3
 except ImportError:  # pragma: no cover - transformers without DeBERTa-v2
     DisentangledSelfAttention = None  # type: ignore[assignment,misc]
 
-__all__ = ["FastDisentangledSelfAttention", "fast_attention_enabled", "speed_up_deberta"]
+__all__ = ["FastAttentionWarning", "FastDisentangledSelfAttention", "fast_attention_enabled",
+           "speed_up_deberta"]
 
 ENV_VAR = "DASK_CLASSIFY_FAST_ATTENTION"
+#: The parameters of transformers' ``DisentangledSelfAttention.forward`` this forward replaces.
+FORWARD_PARAMETERS = ("self", "hidden_states", "attention_mask", "output_attentions",
+                      "query_states", "relative_pos", "rel_embeddings")
+#: The attributes of a ``DisentangledSelfAttention`` module this forward reads.
+ATTRIBUTES = ("num_attention_heads", "query_proj", "key_proj", "value_proj",
+              "transpose_for_scores", "pos_att_type", "relative_attention", "pos_ebd_size",
+              "pos_dropout", "share_att_key")
+
+
+class FastAttentionWarning(UserWarning):
+    """transformers' DeBERTa attention no longer looks as expected: its own forward is kept."""
 
 
 def fast_attention_enabled() -> bool:
@@ -193,12 +210,43 @@ def _scale(query: torch.Tensor, factor: int) -> torch.Tensor:
     return torch.sqrt(torch.tensor(query.size(-1), dtype=torch.float) * factor).to(query.dtype)
 
 
+def incompatibility(module: Any) -> str | None:
+    """Why ``module`` cannot take the faster forward (None when it can).
+
+    Checks that transformers' ``DisentangledSelfAttention.forward`` still takes
+    :data:`FORWARD_PARAMETERS` and that the module has every attribute the forward reads.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from dask_classify.fast_attention import incompatibility
+    >>> print(incompatibility(torch.nn.Linear(2, 2)))  # doctest: +ELLIPSIS
+    it has no attribute(s) num_attention_heads, ...
+    """
+    if DisentangledSelfAttention is not None:
+        params = tuple(inspect.signature(DisentangledSelfAttention.forward).parameters)
+        if params != FORWARD_PARAMETERS:
+            return f"its forward takes {params}, not {FORWARD_PARAMETERS}"
+    missing = [name for name in ATTRIBUTES if not hasattr(module, name)]
+    if not missing and getattr(module, "relative_attention", False) and not module.share_att_key:
+        pos_att_type = module.pos_att_type
+        missing += [name for name, kind in (("pos_key_proj", "c2p"), ("pos_query_proj", "p2c"))
+                    if kind in pos_att_type and not hasattr(module, name)]
+    if missing:
+        return f"it has no attribute(s) {', '.join(missing)}"
+    return None
+
+
+_WARNED = False
+
+
 def speed_up_deberta(model: Any) -> int:
     """Give ``model``'s DeBERTa-v2/v3 attention modules the faster inference forward, in place.
 
     Only modules whose class is exactly transformers' ``DisentangledSelfAttention`` change
     (subclasses and other architectures are left alone). Does nothing when
-    ``DASK_CLASSIFY_FAST_ATTENTION=0``.
+    ``DASK_CLASSIFY_FAST_ATTENTION=0``, and nothing (with one :class:`FastAttentionWarning` per
+    process) when a module fails :func:`incompatibility`.
 
     Parameters
     ----------
@@ -222,11 +270,21 @@ def speed_up_deberta(model: Any) -> int:
     >>> speed_up_deberta(model), speed_up_deberta(model)  # two layers; the second call: none left
     (2, 0)
     """
+    global _WARNED
     if FastDisentangledSelfAttention is None or not fast_attention_enabled():
         return 0
-    changed = 0
-    for module in model.modules():
-        if type(module) is DisentangledSelfAttention:
-            module.__class__ = FastDisentangledSelfAttention
-            changed += 1
-    return changed
+    modules = [m for m in model.modules() if type(m) is DisentangledSelfAttention]
+    problems = [p for p in map(incompatibility, modules) if p is not None]
+    if problems:
+        if not _WARNED:
+            import transformers
+
+            _WARNED = True
+            warnings.warn(
+                f"transformers {transformers.__version__}'s DeBERTa attention changed "
+                f"({problems[0]}); dask_classify keeps transformers' own (slower) forward",
+                FastAttentionWarning, stacklevel=2)
+        return 0
+    for module in modules:
+        module.__class__ = FastDisentangledSelfAttention
+    return len(modules)

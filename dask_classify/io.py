@@ -12,18 +12,19 @@ that looks complete.
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import io
 import json
 import os
 import re
 import shutil
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from dask_classify.atomic import atomic_folder  # noqa: F401 - the CLI writes outputs with it
+from dask_classify.errors import InputError
 
 INPUT_FORMATS = ("jsonl", "parquet", "csv", "tsv")
 OUTPUT_FORMATS = ("parquet", "jsonl")
@@ -33,21 +34,6 @@ _EXTENSIONS = {
     ".csv": "csv", ".tsv": "tsv", ".tab": "tsv",
 }
 _COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
-
-
-class InputError(ValueError):
-    """An input path or file that cannot be read: names the file and the problem.
-
-    Examples
-    --------
-    >>> from dask_classify.io import InputError, detect_format
-    >>> from pathlib import Path
-    >>> try:
-    ...     detect_format(Path("data.xyz"))
-    ... except InputError as exc:
-    ...     print(str(exc)[:40])
-    cannot tell the format of 'data.xyz' fro
-    """
 
 
 def expand_inputs(patterns: Sequence[str]) -> list[Path]:
@@ -1208,45 +1194,6 @@ def output_path(out_dir: Path, source: Path, fmt: str) -> Path:
     if suffix.lower() in _EXTENSIONS:
         name = name[: -len(suffix)]
     return out_dir / f"{name or source.name}.{fmt}"
-
-
-@contextlib.contextmanager
-def atomic_folder(final: Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder beside ``final``; on success it replaces ``final`` in one rename.
-
-    On error the temporary folder is removed and ``final`` is left as it was.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> from pathlib import Path
-    >>> from dask_classify.io import atomic_folder
-    >>> final = Path(tempfile.mkdtemp()) / "result"
-    >>> with atomic_folder(final) as tmp:
-    ...     _ = (tmp / "part.00000.jsonl").write_text("{}\\n")
-    ...     print(final.exists())
-    False
-    >>> sorted(p.name for p in final.iterdir())
-    ['part.00000.jsonl']
-    """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if final.exists():
-        if not overwrite:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise FileExistsError(f"{final} appeared while writing; not replacing it")
-        old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
 
 
 def clean_stale_temporaries(out_dir: Path) -> list[Path]:

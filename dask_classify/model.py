@@ -1,6 +1,6 @@
 """Models and checkpoints: the NVIDIA DeBERTa-style classifier and plain HF classifiers.
 
-Checkpoint format (DESIGN.md §2, the format of NVIDIA's published quality/domain/content-type
+Checkpoint format (the format of NVIDIA's published quality/domain/content-type
 classifiers): a folder with ``config.json`` (``base_model``, ``fc_dropout``, ``id2label``,
 ``label2id``; other keys tolerated), ``model.safetensors`` with keys ``model.<backbone keys>``,
 ``fc.weight`` and ``fc.bias``, and the tokenizer files.
@@ -26,7 +26,8 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-# transformers' lazy imports are not thread-safe (DESIGN.md §6): import what workers use eagerly.
+# transformers 5's lazy imports are not thread-safe (several task threads importing at once raise
+# ImportError): import what workers use eagerly, at module level.
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -34,6 +35,19 @@ from transformers import (
     AutoTokenizer,
     PretrainedConfig,
 )
+
+from dask_classify.errors import CheckpointError
+
+__all__ = [
+    "CheckpointError",
+    "Deberta",
+    "HFSequenceClassifier",
+    "ModelInfo",
+    "load_model",
+    "load_tokenizer",
+    "model_info",
+    "save_checkpoint",
+]
 
 SAFETENSORS_NAME = "model.safetensors"
 PICKLE_NAMES = ("pytorch_model.bin", "model.bin", "model.pt")
@@ -47,22 +61,6 @@ TOKENIZER_FILES = (
 )
 # Keys older transformers versions saved as buffers; harmless if present in a checkpoint.
 _IGNORABLE_UNEXPECTED_SUFFIXES = ("position_ids",)
-
-
-class CheckpointError(ValueError):
-    """A model folder or hub id that cannot be loaded: missing files, bad keys, unsafe pickle.
-
-    A subclass of :class:`ValueError`; the message names the folder and what is wrong with it.
-
-    Examples
-    --------
-    >>> from dask_classify.model import CheckpointError, load_model
-    >>> try:
-    ...     load_model("/no/such/folder")
-    ... except CheckpointError as err:
-    ...     print(err)
-    model folder '/no/such/folder' does not exist
-    """
 
 
 def _backbone_config(config: dict[str, Any], cache_dir: str | None = None) -> PretrainedConfig:
@@ -422,7 +420,7 @@ def resolve_model_dir(identifier: str | os.PathLike, cache_dir: str | None = Non
     >>> resolve_model_dir("./no/such/model")
     Traceback (most recent call last):
     ...
-    dask_classify.model.CheckpointError: model folder './no/such/model' does not exist
+    dask_classify.errors.CheckpointError: model folder './no/such/model' does not exist
     >>> resolve_model_dir("nvidia/quality-classifier-deberta")  # doctest: +SKIP
     PosixPath('/root/.cache/huggingface/hub/models--nvidia--quality-classifier-deberta/...')
     """

@@ -7,21 +7,23 @@ classifier that is pickled to a worker many times loads its model there once.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import threading
 import warnings
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-# Imported eagerly: worker threads must not race on transformers' lazy imports (DESIGN.md §6).
+# Imported eagerly: worker threads must not race on transformers 5's lazy imports, which are not
+# thread-safe (several threads importing at once raise ImportError).
 import transformers  # noqa: F401
 
+from dask_classify.backend import autocast as _autocast
+from dask_classify.backend import resolve_device
 from dask_classify.fast_attention import speed_up_deberta
 from dask_classify.model import ModelInfo, load_model, load_tokenizer
 from dask_classify.tokenize import pad_batch, plan_batches
@@ -81,12 +83,6 @@ class ModelSpec:
         """A 16-hex-digit hash of the fields that decide the tokenizer (not device/quantize)."""
         raw = repr((self.identifier, self.cache_dir, self.trust_remote_code)).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
-
-
-def _resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def get_tokenizer(spec: ModelSpec) -> Any:
@@ -153,7 +149,7 @@ def get_model(spec: ModelSpec) -> tuple[torch.nn.Module, ModelInfo, str]:
     dask_classify.CheckpointError
         When the checkpoint cannot be loaded.
     ValueError
-        ``quantize="int8"`` on a CUDA device, or an unknown ``quantize`` value.
+        ``quantize="int8"`` on a device that is not the CPU (``device="auto"`` on a GPU worker).
 
     Examples
     --------
@@ -177,13 +173,11 @@ def get_model(spec: ModelSpec) -> tuple[torch.nn.Module, ModelInfo, str]:
             if entry is None:
                 model, info = load_model(spec.identifier, spec.cache_dir, spec.trust_remote_code)
                 speed_up_deberta(model)  # DeBERTa-v2/v3 attention: same results, less work
-                device = _resolve_device(spec.device)
+                device = resolve_device(spec.device)
                 if spec.quantize == "int8":
-                    if device != "cpu":
+                    if device != "cpu":  # device="auto" found a GPU on this worker
                         raise ValueError("quantize='int8' runs on the CPU only")
                     model = _quantize_int8(model)
-                elif spec.quantize is not None:
-                    raise ValueError(f"quantize must be None or 'int8', not {spec.quantize!r}")
                 model = model.to(device).eval()
                 entry = (model, info, device)
                 _MODELS[spec.key] = entry
@@ -244,76 +238,6 @@ def cached_model_keys() -> list[str]:
     return sorted(_MODELS)
 
 
-def cpu_has_native_bf16() -> bool:
-    """True on CPUs with AMX tiles, where bf16 matmuls beat fp32.
-
-    AVX512-BF16 alone is not enough: on this project's CI CPU (AVX512 with avx512_bf16) a bf16
-    matmul through torch was measured ~200x slower than fp32.
-
-    Returns
-    -------
-    bool
-        Whether ``/proc/cpuinfo`` lists ``amx_bf16`` (False where it cannot be read).
-
-    Examples
-    --------
-    >>> from dask_classify.predict import cpu_has_native_bf16
-    >>> isinstance(cpu_has_native_bf16(), bool)
-    True
-    """
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as fh:
-            return "amx_bf16" in fh.read()
-    except OSError:
-        return False
-
-
-def _autocast(device: str, enabled: bool):
-    if not enabled:
-        return contextlib.nullcontext()
-    if device.startswith("cuda"):
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    if device == "cpu" and cpu_has_native_bf16():
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def set_torch_threads(requested: int | None) -> None:
-    """Give torch ``requested`` intra-op threads, or by default this process's share of the cores.
-
-    The default is ``OMP_NUM_THREADS`` when it is set (Dask nannies set it for process workers;
-    :func:`dask_classify.get_client` sets it to cores / workers), else every core of the process,
-    since forward passes in one process run one at a time (:data:`INFERENCE_LOCK`).
-
-    Parameters
-    ----------
-    requested : int or None
-        Number of intra-op threads; None for the default above.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from dask_classify.predict import set_torch_threads
-    >>> before = torch.get_num_threads()
-    >>> set_torch_threads(1)
-    >>> torch.get_num_threads()
-    1
-    >>> set_torch_threads(before)
-    """
-    if requested is None:
-        omp = os.environ.get("OMP_NUM_THREADS", "")
-        if omp.isdigit() and int(omp) > 0:
-            requested = int(omp)
-        else:
-            try:
-                requested = len(os.sched_getaffinity(0))
-            except AttributeError:  # pragma: no cover
-                requested = os.cpu_count() or 1
-    if torch.get_num_threads() != requested:
-        torch.set_num_threads(int(requested))
-
-
 def run_model(
     model: torch.nn.Module,
     token_ids: list[list[int]],
@@ -325,6 +249,7 @@ def run_model(
     sort_by_length: bool = True,
     autocast: bool = True,
     max_tokens: int | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Model outputs (float32, shape ``(n, outputs)``) in the order of ``token_ids``.
 
@@ -353,6 +278,8 @@ def run_model(
         Mixed precision on CUDA (fp16/bf16) and on CPUs with AMX (bf16); fp32 elsewhere.
     max_tokens : int, optional
         Most padded tokens (rows x longest row) per batch; None: ``batch_size`` rows only.
+    on_batch : callable, optional
+        Called with ``(rows, padded width)`` of every forward pass that ran (profiling).
 
     Returns
     -------
@@ -396,6 +323,8 @@ def run_model(
                 pending.extendleft([rows[half:], rows[:half]])
                 continue
             out = out.float().cpu().numpy()
+            if on_batch is not None:
+                on_batch(len(rows), ids.shape[1])
             if results is None:
                 results = np.empty((n, out.shape[1]), dtype=np.float32)
             results[rows] = out

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from dask_classify.errors import TextColumnError
+
 # Texts longer than this many characters per allowed token are cut before tokenizing. No token of
 # natural text spans 64 characters, so the first ``max_length`` tokens are unchanged, while a
 # 10 MB document no longer costs seconds and hundreds of MB to tokenize only to be truncated.
@@ -48,8 +50,9 @@ def prepare_texts(
 
     Raises
     ------
-    TypeError
-        When a value is neither a string nor null; names the column, the type and the index.
+    dask_classify.errors.TextColumnError
+        When a value is neither a string nor null; names the column, the type and the index
+        (a ``TypeError``).
 
     Examples
     --------
@@ -62,7 +65,7 @@ def prepare_texts(
     >>> prepare_texts(["a", 3], "text", [10, 11], None)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    TypeError: text column 'text' holds a value of type int (3) at index 11; only strings ...
+    dask_classify.errors.TextColumnError: text column 'text' holds a value of type int (3) at ...
     """
     valid = np.zeros(len(values), dtype=bool)
     texts: list[str] = []
@@ -75,7 +78,7 @@ def prepare_texts(
         else:
             where = index[i]
             where = where.item() if hasattr(where, "item") else where
-            raise TypeError(
+            raise TextColumnError(
                 f"text column {column!r} holds a value of type {type(value).__name__} "
                 f"({value!r:.60}) at index {where!r}; only strings and nulls can be classified"
             )
@@ -110,11 +113,6 @@ def resolve_max_length(tokenizer: Any, max_position_embeddings: int | None,
     int
         The maximum number of tokens per text, special tokens included.
 
-    Raises
-    ------
-    ValueError
-        When ``max_seq_length`` is below 2.
-
     Examples
     --------
     >>> from types import SimpleNamespace
@@ -126,9 +124,7 @@ def resolve_max_length(tokenizer: Any, max_position_embeddings: int | None,
     >>> resolve_max_length(SimpleNamespace(model_max_length=512), 1024, 128)
     128
     """
-    if max_seq_length is not None:
-        if int(max_seq_length) < 2:
-            raise ValueError(f"max_seq_length must be >= 2, not {max_seq_length}")
+    if max_seq_length is not None:  # validated by the classifier that carries it
         return int(max_seq_length)
     limit = getattr(tokenizer, "model_max_length", None)
     if limit is None or limit > _ABSURD_MAX_LENGTH:
@@ -251,10 +247,6 @@ def plan_batches(
     >>> [b.tolist() for b in plan_batches([5, 50, 7], 4, max_tokens=60, sort_by_length=False)]
     [[0], [1], [2]]
     """
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, not {batch_size}")
-    if max_tokens is not None and int(max_tokens) < 1:
-        raise ValueError(f"max_tokens must be >= 1 or None, not {max_tokens}")
     lens = np.asarray(lengths, dtype=np.int64)
     order = batch_order(lens, sort_by_length)
     n = len(order)

@@ -89,7 +89,7 @@ def test_fineweb_edu_post_processing(regression_ckpt, ag_news_texts):
 def test_fineweb_int_score_rounds_half_to_even(regression_ckpt):
     clf = FineWebEduClassifier(model_identifier=str(regression_ckpt))
     outputs = np.array([[0.5], [1.5], [2.5], [3.5], [-1.0], [7.0], [2.49]], dtype=np.float32)
-    cols = clf._output_columns(outputs, np.ones(7, dtype=bool), None)
+    cols = clf.output_columns(outputs, np.ones(7, dtype=bool), None)
     assert cols["fineweb-edu-score-int"].tolist() == [0, 2, 2, 4, 0, 5, 2]
     assert cols["fineweb-edu-score-label"].tolist() == [
         "low_quality", "low_quality", "high_quality", "high_quality", "low_quality",

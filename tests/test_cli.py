@@ -175,7 +175,7 @@ def test_convert_command(tmp_path, data_dir, capsys):
     rc = main(["convert", "--dataset", "imdb", "--source", str(data_dir / "imdb"),
                "--target", str(tmp_path / "imdb")])
     assert rc == 0
-    assert "test: 200 rows" in capsys.readouterr().out
+    assert "test: 30 rows" in capsys.readouterr().out
     assert (tmp_path / "imdb" / "train.tsv").is_file()
     assert main(["convert", "--dataset", "imdb", "--source", str(tmp_path / "none"),
                  "--target", str(tmp_path / "x")]) == 2

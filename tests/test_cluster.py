@@ -81,7 +81,7 @@ def test_process_workers_leave_this_process_environment_alone(deberta_ckpt, monk
     # there, this process's own classification ran on one torch thread
     import torch
 
-    from dask_classify.predict import set_torch_threads
+    from dask_classify.backend import set_torch_threads
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setenv("MKL_NUM_THREADS", "7")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import pytest
 import torch
@@ -189,3 +190,53 @@ def test_position_lookup_is_built_once_per_forward_pass(monkeypatch):
             got = fast(input_ids=ids, attention_mask=mask).last_hidden_state
         torch.testing.assert_close(got[mask.bool()], want[mask.bool()], rtol=1e-4, atol=1e-5)
     assert CountingSlot.builds == 2
+
+
+# --------------------------------------------------------------------- a changed transformers
+def _fresh_flag(monkeypatch):
+    import dask_classify.fast_attention as fa
+
+    monkeypatch.setattr(fa, "_WARNED", False)  # one warning per process: reset for the test
+
+
+def test_changed_forward_signature_keeps_transformers_forward_with_one_warning(monkeypatch):
+    from dask_classify.fast_attention import FastAttentionWarning
+
+    _fresh_flag(monkeypatch)
+    original = DisentangledSelfAttention.forward
+
+    def renamed(self, hidden_states, attention_mask, output_attentions=False, query_states=None,
+                relative_pos=None, rel_embeddings=None, cache_position=None):  # a new parameter
+        return original(self, hidden_states, attention_mask, output_attentions, query_states,
+                        relative_pos, rel_embeddings)
+
+    monkeypatch.setattr(DisentangledSelfAttention, "forward", renamed)
+    cfg = tiny_backbone_config("deberta-v2", vocab_size=VOCAB, position_buckets=8)
+    cfg.pop("model_type")
+    torch.manual_seed(0)
+    model = AutoModel.from_config(AutoConfig.for_model("deberta-v2", **cfg)).eval()
+    reference = copy.deepcopy(model)
+    with pytest.warns(FastAttentionWarning, match="cache_position"):
+        assert speed_up_deberta(model) == 0
+    assert not any(isinstance(m, FastDisentangledSelfAttention) for m in model.modules())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FastAttentionWarning)  # only once per process
+        assert speed_up_deberta(copy.deepcopy(reference)) == 0
+    ids, mask = _padded_batch([12, 5, 9])
+    with torch.inference_mode():  # transformers' forward runs, so the outputs are its own
+        torch.testing.assert_close(model(input_ids=ids, attention_mask=mask).last_hidden_state,
+                                   reference(input_ids=ids, attention_mask=mask).last_hidden_state,
+                                   rtol=0, atol=0)
+
+
+def test_missing_attribute_keeps_transformers_forward(monkeypatch):
+    from dask_classify.fast_attention import FastAttentionWarning, incompatibility
+
+    _fresh_flag(monkeypatch)
+    original, fast = _pair(position_buckets=8, share_att_key=False)
+    layer = next(m for m in original.modules() if type(m) is DisentangledSelfAttention)
+    assert incompatibility(layer) is None
+    del layer.pos_key_proj  # a transformers that renamed the separate position projection
+    assert "pos_key_proj" in incompatibility(layer)
+    with pytest.warns(FastAttentionWarning, match="pos_key_proj"):
+        assert speed_up_deberta(original) == 0

@@ -82,10 +82,7 @@ def test_batch_plan_fills_batches_up_to_the_token_limit():
     assert [len(b) for b in plan_batches([10] * 100, 16, 2048)] == [16] * 6 + [4]  # rows cap
     assert [len(b) for b in plan_batches([512] * 5, 256, 2048)] == [4, 1]
     assert [len(b) for b in plan_batches([5000, 3], 256, 2048)] == [1, 1]  # too long: alone
-    with pytest.raises(ValueError, match="max_tokens"):
-        plan_batches([3], 4, 0)
-    with pytest.raises(ValueError, match="batch_size"):
-        plan_batches([3], 0)
+    # bad sizes are refused once, where the user gives them (test_classifier)
 
 
 def test_token_limit_does_not_change_outputs(deberta_ckpt, ag_news_texts, imdb_texts):

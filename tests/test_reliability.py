@@ -88,7 +88,7 @@ def test_invariants_hold_for_random_frames(bert_ckpt, reference_model, texts, np
 
 def test_worker_killed_mid_job_loses_no_row(deberta_ckpt, ag_news_texts):
     """SIGKILL one worker process while partitions are being classified."""
-    texts = ag_news_texts[:3000]
+    texts = ag_news_texts + ag_news_texts[:500]  # 3,000 rows
     df = pd.DataFrame({"text": texts, "i": np.arange(len(texts))})
     ddf = dd.from_pandas(df, npartitions=30)
     clf = DistributedDataClassifier(deberta_ckpt, model_inference_batch_size=16)

@@ -153,19 +153,19 @@ def test_config_values_are_validated():
 
 
 def test_bf16_on_a_cpu_without_amx_falls_back_to_fp32(monkeypatch):
-    import dask_classify.predict as predict
+    import dask_classify.backend as backend
 
-    monkeypatch.setattr(predict, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(backend, "cpu_has_native_bf16", lambda: False)
     cfg = load_config(overrides=["trainer.precision=bf16-mixed", "trainer.accelerator=cpu"])
     assert _trainer_kwargs(cfg)["precision"] == "32-true"
-    monkeypatch.setattr(predict, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(backend, "cpu_has_native_bf16", lambda: True)
     assert _trainer_kwargs(cfg)["precision"] == "bf16-mixed"
 
 
 # ------------------------------------------------------------------------------ data
 def test_num_samples_limits_rows(encoder, sst2):
     tok = load_training_tokenizer(encoder, MAX_LEN)
-    for limit, expected in ((50, 50), (-1, 67349), (None, 67349)):
+    for limit, expected in ((50, 50), (-1, 4000), (None, 4000)):
         value = "null" if limit is None else limit
         cfg = load_config(overrides=[f"model.train_ds.file_path={sst2['train']}",
                                      f"model.train_ds.num_samples={value}",

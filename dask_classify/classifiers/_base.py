@@ -46,4 +46,4 @@ class PublishedClassifier(DistributedDataClassifier):
 
     def __init__(self, model_identifier: str | None = None, **kwargs: Any) -> None:
         merged = {**self.defaults, **kwargs}
-        super().__init__(model_identifier or self.default_model_identifier, **merged)
+        super().__init__(model_identifier, **merged)

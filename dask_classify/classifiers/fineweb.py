@@ -7,8 +7,9 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from dask_classify.classifier import _string_dtype
+from dask_classify.backend import string_dtype
 from dask_classify.classifiers._base import PublishedClassifier
+from dask_classify.errors import UsageError
 from dask_classify.model import ModelInfo
 
 HIGH, LOW = "high_quality", "low_quality"
@@ -46,7 +47,7 @@ class FineWebEduClassifier(PublishedClassifier):
 
     Raises
     ------
-    ValueError
+    dask_classify.errors.UsageError
         ``filter_by`` with ``label_field=None``, or (when called) a checkpoint that is not a
         one-output regression model.
 
@@ -87,7 +88,7 @@ class FineWebEduClassifier(PublishedClassifier):
         super().__init__(model_identifier, score_field=score_field or self.prefix,
                          label_field=label or f"{self.prefix}-label", **kwargs)
         if self.filter_by is not None and not self._with_label:
-            raise ValueError("filter_by needs the label column (label_field is None)")
+            raise UsageError("filter_by needs the label column (label_field is None)")
 
     @property
     def output_fields(self) -> list[str]:
@@ -95,18 +96,18 @@ class FineWebEduClassifier(PublishedClassifier):
         fields = [self.score_field, self.int_field]
         return fields + ([self.label_field] if self._with_label else [])
 
-    def _filter_values(self, info: ModelInfo) -> list[str]:
+    def filter_values(self, info: ModelInfo) -> list[str]:
         return [HIGH, LOW]
 
-    def _validate_model(self, info: ModelInfo) -> None:
+    def validate_model(self, info: ModelInfo) -> None:
         if not info.regression:
-            raise ValueError(
+            raise UsageError(
                 f"{self.model_identifier!r} is not a regression checkpoint (one output); "
                 f"{type(self).__name__} needs a FineWeb-edu style model"
             )
-        super()._validate_model(info)
+        super().validate_model(info)
 
-    def _output_columns(self, outputs: np.ndarray | None, valid: np.ndarray,
+    def output_columns(self, outputs: np.ndarray | None, valid: np.ndarray,
                         info: ModelInfo | None) -> dict[str, pd.Series]:
         n = len(valid)
         score = np.full(n, np.nan, dtype=np.float64)
@@ -119,7 +120,7 @@ class FineWebEduClassifier(PublishedClassifier):
         if self._with_label:
             labels = np.full(n, None, dtype=object)
             labels[valid] = np.where(score[valid] >= self.threshold, HIGH, LOW)
-            cols[self.label_field] = pd.Series(labels, dtype=_string_dtype())
+            cols[self.label_field] = pd.Series(labels, dtype=string_dtype())
         return cols
 
 

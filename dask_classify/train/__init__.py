@@ -1,8 +1,9 @@
 """Fine-tuning and evaluation: NeMo-style configs and data, trained with PyTorch Lightning.
 
-``train`` and ``evaluate`` need the ``[train]`` extra (lightning, torchmetrics, matplotlib); they
-are imported on first use, so ``dask_classify.train.data`` (the TSV format and converters) works
-without it.
+``train``, ``evaluate`` and ``load_config`` need the ``[train]`` extra (lightning, torchmetrics,
+omegaconf, matplotlib): without it they raise :class:`~dask_classify.errors.MissingExtraError`
+naming the extra. They are imported on first use, so ``dask_classify.train.data`` and
+``dask_classify.train.convert`` (the TSV format and converters) work without it.
 
 Examples
 --------
@@ -30,11 +31,24 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
+#: The top-level modules of the [train] extra's packages.
+EXTRA_MODULES = ("lightning", "torchmetrics", "omegaconf", "matplotlib")
+
+
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'dask_classify.train' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    try:
+        value = getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        root = (exc.name or "").split(".")[0]
+        if root not in EXTRA_MODULES:
+            raise
+        from dask_classify.errors import MissingExtraError
+
+        raise MissingExtraError.for_module(
+            root, "train", "training and evaluation (dask_classify.train)") from exc
     globals()[name] = value
     return value
 

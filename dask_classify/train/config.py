@@ -22,6 +22,8 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
+from dask_classify.errors import UserError
+
 __all__ = ["ConfigError", "default_config", "load_config", "validate_config"]
 
 #: ``lightning.Trainer`` arguments that ``exp_manager`` sets; the trainer section must not.
@@ -43,7 +45,7 @@ SCHEDULES = {
 _SPLITS = ("train_ds", "validation_ds", "test_ds")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A training config with an unknown key, a missing required value or an invalid value.
 
     A subclass of :class:`ValueError`; the message names each offending key.

@@ -63,10 +63,11 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from dask_classify.atomic import atomic_files
+from dask_classify.errors import InputError, UsageError
 from dask_classify.train.data import (
     HEADER,
     DataFormatError,
-    _atomic_files,
     _Problems,
     clean_sentence,
     read_tsv,
@@ -77,10 +78,16 @@ __all__ = [
     "DATASETS",
     "SENTIMENT_LABELS",
     "THUCNEWS_CATEGORIES",
+    "SourceNotFoundError",
     "convert",
 ]
 
 logger = logging.getLogger(__name__)
+
+
+class SourceNotFoundError(InputError, FileNotFoundError):
+    """A data set's source folder or files are missing (names what was looked for)."""
+
 
 DATASETS = ("sst-2", "imdb", "chemprot", "thucnews")
 _ALIASES = {"sst2": "sst-2", "sst_2": "sst-2", "glue-sst2": "sst-2", "aclimdb": "imdb"}
@@ -159,13 +166,13 @@ def convert(dataset: str, source: str | os.PathLike, target: str | os.PathLike, 
     name = str(dataset).strip().lower()
     name = _ALIASES.get(name, name)
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}: expected one of {', '.join(DATASETS)}")
+        raise UsageError(f"unknown dataset {dataset!r}: expected one of {', '.join(DATASETS)}")
     for label, value in (("dev_fraction", dev_fraction), ("test_fraction", test_fraction)):
         if not 0.0 < float(value) < 1.0:
-            raise ValueError(f"{label} must be between 0 and 1 (exclusive), not {value!r}")
+            raise UsageError(f"{label} must be between 0 and 1 (exclusive), not {value!r}")
     source = Path(source)
     if not source.exists():
-        raise FileNotFoundError(f"{name}: the source folder {source} does not exist")
+        raise SourceNotFoundError(f"{name}: the source folder {source} does not exist")
     if not source.is_dir():
         raise NotADirectoryError(f"{name}: the source {source} is not a folder")
     target = Path(target)
@@ -218,7 +225,7 @@ def _natural_key(path: Path) -> list:
 
 def _check_not_source(target: Path, folder: Path, names: Iterable[str]) -> None:
     if target.resolve() == folder.resolve() and any((folder / n).exists() for n in names):
-        raise ValueError(f"the target folder {target} holds the source files: choose another "
+        raise UsageError(f"the target folder {target} holds the source files: choose another "
                          "target, or the source would be overwritten")
 
 
@@ -230,7 +237,7 @@ def _write(target: Path, splits: dict[str, list[Example]], labels: Sequence[str]
             raise DataFormatError(f"{target.name or target}", [(None, f"no example for the "
                                                                f"{split} split")])
     names = [f"{s}.tsv" for s in SPLITS]
-    with _atomic_files(target, [*names, LABELS_FILE]) as files:
+    with atomic_files(target, [*names, LABELS_FILE]) as files:
         for split in SPLITS:
             out = files[f"{split}.tsv"]
             out.write(HEADER + "\n")
@@ -246,7 +253,7 @@ def _write_from_files(target: Path, splits: dict[str, list[tuple[Path, int]]],
     problems = _Problems(f"{dataset} source", 20)
     counts = dict.fromkeys(SPLITS, 0)
     skipped = 0
-    with _atomic_files(target, [*(f"{s}.tsv" for s in SPLITS), LABELS_FILE]) as files:
+    with atomic_files(target, [*(f"{s}.tsv" for s in SPLITS), LABELS_FILE]) as files:
         for split in SPLITS:
             out = files[f"{split}.tsv"]
             out.write(HEADER + "\n")
@@ -309,7 +316,7 @@ def _convert_sst2(source: Path, target: Path, *, uncased: bool, seed: int, dev_f
     folder = _find_folder(source, ("SST-2", "sst-2", "SST2", "sst2"),
                           lambda f: not _missing(f, needed))
     if folder is None:
-        raise FileNotFoundError(
+        raise SourceNotFoundError(
             f"sst-2: expected the GLUE layout, {' and '.join(needed)} with a 'sentence\\tlabel' "
             f"header, in {source} or {source / 'SST-2'}; missing: "
             f"{', '.join(str(source / n) for n in _missing(source, needed))}")
@@ -355,7 +362,7 @@ def _convert_imdb(source: Path, target: Path, *, uncased: bool, seed: int, dev_f
     folder = _find_folder(source, ("aclImdb",), lambda f: not _missing(f, needed))
     if folder is None:
         best = source / "aclImdb" if (source / "aclImdb").is_dir() else source
-        raise FileNotFoundError(
+        raise SourceNotFoundError(
             f"imdb: expected the aclImdb layout {{train,test}}/{{pos,neg}}/*.txt in {source} or "
             f"{source / 'aclImdb'}; missing: "
             f"{', '.join(str(best / n) for n in _missing(best, needed))}")
@@ -365,7 +372,7 @@ def _convert_imdb(source: Path, target: Path, *, uncased: bool, seed: int, dev_f
         for label, sentiment in enumerate(("neg", "pos")):
             found = sorted((folder / mode / sentiment).glob("*.txt"), key=_natural_key)
             if not found:
-                raise FileNotFoundError(f"imdb: no *.txt reviews in {folder / mode / sentiment}")
+                raise SourceNotFoundError(f"imdb: no *.txt reviews in {folder / mode / sentiment}")
             files[mode] += [(p, label) for p in found]
 
     def key(item: tuple[Path, int]) -> str:
@@ -460,7 +467,7 @@ def _convert_chemprot(source: Path, target: Path, *, uncased: bool, seed: int,
         folder = _find_folder(source, subfolders, lambda f: not _missing(f, blue_names))
         layout = "blue"
     if folder is None:
-        raise FileNotFoundError(
+        raise SourceNotFoundError(
             f"chemprot: expected NeMo's layout ({', '.join(nemo_names)}) or BLUE's "
             f"({', '.join(blue_names)}) in {source} or {source / 'chemprot'}; missing: "
             f"{', '.join(_missing(source, nemo_names))} / "
@@ -494,7 +501,7 @@ def _convert_thucnews(source: Path, target: Path, *, uncased: bool, seed: int,
     folder = _find_folder(source, ("THUCNews", "thucnews"),
                           lambda f: any((f / c).is_dir() for c in THUCNEWS_CATEGORIES))
     if folder is None:
-        raise FileNotFoundError(
+        raise SourceNotFoundError(
             f"thucnews: expected one folder per category ({', '.join(THUCNEWS_CATEGORIES)}) "
             f"holding *.txt news files, in {source} or {source / 'THUCNews'}; found none")
     absent = [c for c in THUCNEWS_CATEGORIES if not (folder / c).is_dir()]
@@ -519,7 +526,7 @@ def _convert_thucnews(source: Path, target: Path, *, uncased: bool, seed: int,
         splits["dev"] += [(p, label) for p in ranked[n_test:n_test + n_dev]]
         splits["train"] += [(p, label) for p in ranked[n_test + n_dev:]]
     if not any(splits.values()):
-        raise FileNotFoundError(f"thucnews: no *.txt news files in the category folders of "
+        raise SourceNotFoundError(f"thucnews: no *.txt news files in the category folders of "
                                 f"{folder}")
     for split, items in splits.items():  # interleave the categories, reproducibly
         splits[split] = sorted(items, key=lambda item: (

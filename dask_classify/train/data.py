@@ -43,14 +43,14 @@ import errno
 import logging
 import os
 import re
-import tempfile
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 import pandas as pd
+
+from dask_classify.atomic import atomic_files
+from dask_classify.errors import UsageError, UserError
 
 __all__ = [
     "DataFormatError",
@@ -73,7 +73,7 @@ _INT_RE = re.compile(r"-?[0-9]+")
 _BREAKS_RE = re.compile("[\t\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]+")
 
 
-class DataFormatError(ValueError):
+class DataFormatError(UserError, ValueError):
     """A training data file that is missing, unreadable or not in the expected format.
 
     Parameters
@@ -161,7 +161,7 @@ class _Problems:
 
     def __init__(self, path: str | os.PathLike, limit: int) -> None:
         if int(limit) < 1:
-            raise ValueError(f"max_errors must be >= 1, not {limit!r}")
+            raise UsageError(f"max_errors must be >= 1, not {limit!r}")
         self.path = path
         self.limit = int(limit)
         self.kept: list[tuple[int | None, str]] = []
@@ -275,7 +275,7 @@ def read_tsv(path: str | os.PathLike, num_classes: int | None = None, max_errors
     bad.tsv:3: label 'pos' is not an integer
     """
     if num_classes is not None and int(num_classes) < 1:
-        raise ValueError(f"num_classes must be >= 1, not {num_classes!r}")
+        raise UsageError(f"num_classes must be >= 1, not {num_classes!r}")
     path = Path(path)
     problems = _Problems(path, max_errors)
     data = _read_bytes(path)
@@ -390,9 +390,9 @@ def validate_label_range(frame: pd.DataFrame, num_classes: int,
     dev.tsv: row 1: label 3 out of range for num_classes=3 (expected 0..2)
     """
     if int(num_classes) < 1:
-        raise ValueError(f"num_classes must be >= 1, not {num_classes!r}")
+        raise UsageError(f"num_classes must be >= 1, not {num_classes!r}")
     if "label" not in frame.columns:
-        raise ValueError(f"the frame has no 'label' column (columns: {list(frame.columns)})")
+        raise UsageError(f"the frame has no 'label' column (columns: {list(frame.columns)})")
     num_classes = int(num_classes)
     where = str(path if path is not None else frame.attrs.get("path", "<data>"))
     first_line = frame.attrs.get("first_line") if path is None or str(path) == frame.attrs.get(
@@ -442,13 +442,13 @@ def infer_num_classes(*frames: pd.DataFrame) -> int:
     4
     """
     if not frames:
-        raise ValueError("infer_num_classes() needs at least one frame")
+        raise UsageError("infer_num_classes() needs at least one frame")
     maxima = [int(f["label"].max()) for f in frames if len(f)]
     if not maxima:
-        raise ValueError("cannot infer the number of classes: every frame is empty")
+        raise UsageError("cannot infer the number of classes: every frame is empty")
     minimum = min(int(f["label"].min()) for f in frames if len(f))
     if minimum < 0:
-        raise ValueError(f"labels must be >= 0; found {minimum}")
+        raise UsageError(f"labels must be >= 0; found {minimum}")
     return max(maxima) + 1
 
 
@@ -545,52 +545,6 @@ def clean_sentence(text: str) -> str:
     return _BREAKS_RE.sub(" ", text).strip()
 
 
-_UMASK: int | None = None
-
-
-def _file_mode() -> int:
-    """``0o666`` less the process umask: what ``open()`` would give a new file (mkstemp: 0600)."""
-    global _UMASK
-    if _UMASK is None:
-        _UMASK = os.umask(0o022)  # the only portable way to read it is to set it
-        os.umask(_UMASK)
-    return 0o666 & ~_UMASK
-
-
-@contextmanager
-def _atomic_files(folder: Path, names: Sequence[str]) -> Iterator[dict[str, IO[str]]]:
-    """Open temporary files in ``folder`` for ``names``; on success replace ``names`` by them.
-
-    The temporaries are hidden (``.name.XXXX.tmp``) and removed if the block raises, so an
-    interrupted or failed write leaves the previous files (or none) and never a half-written
-    one. ``os.replace`` is atomic on POSIX and Windows within one file system.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    temps: dict[str, str] = {}
-    handles: dict[str, IO[str]] = {}
-    try:
-        for name in names:
-            fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-            temps[name] = temp
-            handles[name] = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
-        yield handles
-        mode = _file_mode()
-        for name, handle in handles.items():
-            handle.flush()
-            os.fsync(handle.fileno())
-            handle.close()
-            os.chmod(temps[name], mode)
-        for name, temp in temps.items():
-            os.replace(temp, folder / name)
-    finally:
-        for handle in handles.values():
-            if not handle.closed:
-                handle.close()
-        for temp in temps.values():
-            if os.path.exists(temp):
-                os.unlink(temp)
-
-
 def write_tsv(path: str | os.PathLike, sentences: Iterable[str], labels: Iterable[int],
               header: bool = True) -> int:
     """Write ``sentence<TAB>label`` lines atomically (a temporary file, then ``os.replace``).
@@ -630,16 +584,16 @@ def write_tsv(path: str | os.PathLike, sentences: Iterable[str], labels: Iterabl
     """
     path = Path(path)
     count = 0
-    with _atomic_files(path.parent, [path.name]) as files:
+    with atomic_files(path.parent, [path.name]) as files:
         out = files[path.name]
         if header:
             out.write(HEADER + "\n")
         for count, (sentence, label) in enumerate(zip(sentences, labels, strict=True), start=1):
             text = clean_sentence(str(sentence))
             if not text:
-                raise ValueError(f"example {count - 1}: the sentence is empty")
+                raise UsageError(f"example {count - 1}: the sentence is empty")
             if isinstance(label, (bool, np.bool_)) or int(label) != label or int(label) < 0:
-                raise ValueError(f"example {count - 1}: label {label!r} is not a non-negative "
+                raise UsageError(f"example {count - 1}: label {label!r} is not a non-negative "
                                  "integer")
             out.write(f"{text}\t{int(label)}\n")
     return count
@@ -664,9 +618,9 @@ def write_labels_file(path: str | os.PathLike, names: Sequence[str]) -> None:
     names = [str(n) for n in names]
     for i, name in enumerate(names):
         if not name.strip() or clean_sentence(name) != name.strip() or "\t" in name:
-            raise ValueError(f"label name {i} ({name!r}) is empty or holds a tab or line break")
+            raise UsageError(f"label name {i} ({name!r}) is empty or holds a tab or line break")
     if len(set(names)) != len(names):
-        raise ValueError(f"label names must be unique: {names}")
+        raise UsageError(f"label names must be unique: {names}")
     path = Path(path)
-    with _atomic_files(path.parent, [path.name]) as files:
+    with atomic_files(path.parent, [path.name]) as files:
         files[path.name].write("".join(name.strip() + "\n" for name in names))

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from dask_classify.errors import UsageError
 from dask_classify.train.data import read_tsv
 from dask_classify.train.metrics import (
     classification_report,
@@ -96,11 +97,11 @@ def evaluate(model_dir: str | os.PathLike, data_path: str | os.PathLike,
 
     info = model_info_for(model_dir, classifier_options.get("cache_dir"))
     if info.regression:
-        raise ValueError(f"{model_dir} is a regression model; evaluate() reports on classifiers")
+        raise UsageError(f"{model_dir} is a regression model; evaluate() reports on classifiers")
     num_classes = len(info.id2label)
     frame = read_tsv(data_path, num_classes=num_classes)
     if int(partition_rows) < 1:
-        raise ValueError(f"partition_rows must be >= 1, not {partition_rows}")
+        raise UsageError(f"partition_rows must be >= 1, not {partition_rows}")
     ddf = dd.from_pandas(frame, npartitions=max(1, math.ceil(len(frame) / int(partition_rows))))
     classifier = DistributedDataClassifier(
         model_dir, text_field="sentence", label_field=_PRED_COLUMN,

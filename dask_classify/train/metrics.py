@@ -40,6 +40,8 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
+from dask_classify.errors import UsageError
+
 __all__ = [
     "AVERAGES",
     "build_metrics",
@@ -85,7 +87,7 @@ def build_metrics(num_classes: int) -> MetricCollection:
     ['confusion_matrix', 'f1_macro', 'f1_micro']
     """
     if int(num_classes) < 2:
-        raise ValueError(f"num_classes must be >= 2, not {num_classes}")
+        raise UsageError(f"num_classes must be >= 2, not {num_classes}")
     metrics: dict[str, Any] = {"confusion_matrix": MulticlassConfusionMatrix(num_classes)}
     for average in (*AVERAGES, "none"):
         suffix = "per_class" if average == "none" else average
@@ -103,7 +105,7 @@ def _label_names(labels: Sequence[str] | dict[int, str] | None, num_classes: int
         labels = [str(labels[i]) for i in range(num_classes)]
     names = [str(n) for n in labels]
     if len(names) != num_classes:
-        raise ValueError(f"{len(names)} label names for {num_classes} classes")
+        raise UsageError(f"{len(names)} label names for {num_classes} classes")
     return names
 
 
@@ -229,7 +231,7 @@ def classification_report(preds: Any, target: Any, num_classes: int | None = Non
             2, int(max(preds_t.max(), target_t.max())) + 1)
     both = torch.cat([preds_t, target_t])
     if int(both.min()) < 0 or int(both.max()) >= num_classes:
-        raise ValueError(f"label ids must be in 0..{num_classes - 1}")
+        raise UsageError(f"label ids must be in 0..{num_classes - 1}")
     metrics = build_metrics(num_classes)
     metrics.update(preds_t, target_t)
     return report_from_metrics(metrics.compute(), labels)

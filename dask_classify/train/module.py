@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
+from dask_classify.errors import UsageError
 from dask_classify.model import Deberta
 from dask_classify.tokenize import pad_batch, tokenize
 from dask_classify.train.config import SCHEDULES, ConfigError
@@ -204,7 +205,7 @@ class TextClassificationModule(L.LightningModule):
         weights = None if class_weights is None else torch.tensor(list(class_weights),
                                                                    dtype=torch.float32)
         if weights is not None and weights.numel() != num_classes:
-            raise ValueError(f"{weights.numel()} class weights for {num_classes} classes")
+            raise UsageError(f"{weights.numel()} class weights for {num_classes} classes")
         # Not persistent: the weights are derived from the data, not learned.
         self.register_buffer("class_weights", weights, persistent=False)
         self.val_metrics = build_metrics(num_classes)

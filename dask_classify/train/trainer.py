@@ -14,8 +14,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from dask_classify.atomic import atomic_folder
 from dask_classify.model import Deberta, save_checkpoint
 from dask_classify.train.config import ConfigError, load_config, validate_config
 from dask_classify.train.datamodule import TextClassificationDataModule, load_training_tokenizer
@@ -118,14 +117,9 @@ class TrainResult:
         }
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def export_checkpoint(model: Deberta, tokenizer: Any, folder: str | os.PathLike) -> Path:
-    """Save ``model`` and ``tokenizer`` as ``folder`` atomically (DESIGN.md §2 format).
+    """Save ``model`` and ``tokenizer`` as ``folder`` atomically (NVIDIA's checkpoint format, see
+    :mod:`dask_classify.model`).
 
     The checkpoint is written into a hidden temporary folder beside ``folder`` and renamed into
     place, so an interrupted run leaves the previous complete ``folder`` (or none), never a
@@ -157,23 +151,8 @@ def export_checkpoint(model: Deberta, tokenizer: Any, folder: str | os.PathLike)
     True
     """
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
-    try:
+    with atomic_folder(folder, overwrite=True) as tmp:
         save_checkpoint(model, tokenizer, tmp)
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700
-        old = None
-        if folder.exists():
-            old = folder.parent / f".{folder.name}.old.{os.getpid()}"
-            if old.exists():
-                shutil.rmtree(old)
-            folder.rename(old)
-        tmp.rename(folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
 
 
@@ -303,10 +282,10 @@ def _trainer_kwargs(cfg: DictConfig) -> dict[str, Any]:
     kwargs = {k: v for k, v in kwargs.items() if v is not None or k in ("max_time",)}
     precision = str(kwargs.get("precision", "32-true"))
     if precision.startswith("bf16") and _on_cpu(kwargs):
-        from dask_classify.predict import cpu_has_native_bf16
+        from dask_classify.backend import cpu_has_native_bf16
 
         if not cpu_has_native_bf16():
-            # DESIGN.md §4: never bf16 on a CPU without AMX; it runs ~200x slower than fp32.
+            # Never bf16 on a CPU without AMX: it runs ~200x slower than fp32 there.
             logger.warning("trainer.precision=%s on a CPU without native bf16 (AMX) would be "
                            "far slower than fp32; training with precision 32-true", precision)
             kwargs["precision"] = "32-true"

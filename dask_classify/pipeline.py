@@ -1,0 +1,222 @@
+"""The per-partition pipeline, in one place: text -> tokens -> batches -> model -> columns.
+
+:func:`classify_partition` is what :func:`dask_classify.classify_many` (and a classifier's
+``__call__``) maps over the partitions. For each classifier it
+
+1. takes the text column, keeps the non-null rows and cuts them to ``max_chars``
+   (:func:`dask_classify.tokenize.prepare_texts`);
+2. tokenizes them with the worker's cached tokenizer (once per chunk for all classifiers that
+   share the tokenizer, text column, ``max_chars`` and token limit);
+3. runs the worker's cached model over length-sorted, padding-clipped batches
+   (:func:`dask_classify.predict.run_model`);
+4. asks the classifier for its columns (:meth:`DistributedDataClassifier.output_columns`, the
+   hook published classifiers and new heads override), applies ``filter_by`` and puts the
+   columns back beside the partition's rows by position, keeping the caller's index.
+
+The classifiers only hold parameters, validation and that hook; none of them calls back into
+this module. :func:`profile` is the explicit hook the benchmarks time the stages with.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from dask_classify.backend import from_host, set_torch_threads, to_host
+from dask_classify.predict import get_model, get_tokenizer, run_model
+from dask_classify.tokenize import prepare_texts, resolve_max_length, tokenize
+
+if TYPE_CHECKING:
+    from dask_classify.classifier import DistributedDataClassifier
+    from dask_classify.model import ModelInfo
+
+__all__ = ["CHUNK_ROWS", "PipelineProfile", "classify_partition", "profile"]
+
+#: Rows tokenized and run together inside a partition: token ids and tokenizer state exist for
+#: one chunk at a time, so a worker's memory does not grow with the partition (a 64 MiB Parquet
+#: block of short texts is 200,000 rows). Length sorting is per chunk.
+CHUNK_ROWS = 16_384
+
+
+@dataclass
+class PipelineProfile:
+    """Where :func:`classify_partition` spent its time while :func:`profile` was active.
+
+    Attributes
+    ----------
+    tokenize_s, model_s : float
+        Seconds in the tokenizer and in the forward passes (model loading excluded).
+    calls : int
+        Model runs (one per classifier and chunk).
+    tokenized : list of int
+        Rows of each tokenizer call (classifiers sharing a tokenizer share one call per chunk).
+    lengths : list of numpy.ndarray
+        Token count of every row of each model run.
+    batches : list of (int, int)
+        ``(rows, padded width)`` of every forward pass, in the order they ran.
+    """
+
+    tokenize_s: float = 0.0
+    model_s: float = 0.0
+    calls: int = 0
+    tokenized: list[int] = field(default_factory=list)
+    lengths: list[np.ndarray] = field(default_factory=list)
+    batches: list[tuple[int, int]] = field(default_factory=list)
+
+    def add_batch(self, rows: int, width: int) -> None:
+        self.batches.append((int(rows), int(width)))
+
+
+_PROFILES: list[PipelineProfile] = []
+
+
+@contextlib.contextmanager
+def profile() -> Iterator[PipelineProfile]:
+    """Record the stages of every :func:`classify_partition` call in this process.
+
+    Meant for sequential, in-process calls (timings of concurrent threads would add up to more
+    than the wall time).
+
+    Examples
+    --------
+    >>> import pandas as pd, tempfile
+    >>> from dask_classify import DistributedDataClassifier
+    >>> from dask_classify.pipeline import classify_partition, profile
+    >>> from dask_classify.testing import build_tiny_deberta_checkpoint
+    >>> folder = build_tiny_deberta_checkpoint(tempfile.mkdtemp(), ["neg", "pos"],
+    ...                                        tokenizer="bert", texts=["great", "awful"])
+    >>> clf = DistributedDataClassifier(folder, model_inference_batch_size=2)
+    >>> with profile() as prof:
+    ...     _ = classify_partition(pd.DataFrame({"text": ["great", "awful", "ok"]}), [clf])
+    >>> prof.calls, [rows for rows, _ in prof.batches]
+    (1, [2, 1])
+    """
+    prof = PipelineProfile()
+    _PROFILES.append(prof)
+    try:
+        yield prof
+    finally:
+        _PROFILES.remove(prof)
+
+
+def classify_partition(part: Any, classifiers: Sequence[DistributedDataClassifier]) -> Any:
+    """Run several classifiers over one partition; each adds its columns, filters are ANDed.
+
+    Classifiers that share a tokenizer, text column, ``max_chars`` and token limit tokenize the
+    partition once. Does no validation of its own: :func:`dask_classify.classify_many`
+    validates the classifiers against the frame before mapping this over it.
+
+    Parameters
+    ----------
+    part : pandas or cudf DataFrame
+        One partition holding each classifier's text column.
+    classifiers : sequence of DistributedDataClassifier
+        Run in order; their output columns must differ from each other and from ``part``'s.
+
+    Returns
+    -------
+    pandas or cudf DataFrame
+        ``part`` (same type) with every classifier's columns appended, keeping its index; rows
+        that a ``filter_by`` rejects (or whose text is null, when filtering) are dropped.
+
+    Examples
+    --------
+    >>> import pandas as pd, tempfile
+    >>> from dask_classify import DistributedDataClassifier
+    >>> from dask_classify.pipeline import classify_partition
+    >>> from dask_classify.testing import build_tiny_deberta_checkpoint
+    >>> folder = build_tiny_deberta_checkpoint(tempfile.mkdtemp(), ["neg", "pos"],
+    ...                                        tokenizer="bert", texts=["great", "awful"])
+    >>> part = pd.DataFrame({"text": ["great", None, "awful"]}, index=[10, 11, 12])
+    >>> out = classify_partition(part, [
+    ...     DistributedDataClassifier(folder, label_field="a", score_field="a_probs"),
+    ...     DistributedDataClassifier(folder, label_field="b", max_chars=3)])
+    >>> list(out.columns), out.index.tolist()
+    (['text', 'a', 'a_probs', 'b'], [10, 11, 12])
+    >>> out["a"].isna().tolist(), [len(p) for p in out["a_probs"].dropna()]
+    ([False, True, False], [2, 2])
+    """
+    prof = _PROFILES[-1] if _PROFILES else None
+    # 1. text: the non-null rows of each text column, cut to max_chars
+    prepared: dict[tuple[str, int | None], tuple[list[str], np.ndarray]] = {}
+    for clf in classifiers:
+        key = (clf.text_field, clf.max_chars)
+        if key not in prepared:
+            text = to_host(part[clf.text_field])
+            prepared[key] = prepare_texts(text.tolist(), clf.text_field, text.index,
+                                          clf.max_chars)
+    inputs = [prepared[(clf.text_field, clf.max_chars)] for clf in classifiers]
+    # 2-3. tokens, batches and model, one chunk of rows at a time
+    pieces: list[list[np.ndarray]] = [[] for _ in classifiers]
+    infos: list[ModelInfo | None] = [None] * len(classifiers)
+    for start in range(0, max((len(texts) for texts, _ in inputs), default=0), CHUNK_ROWS):
+        token_cache: dict[Any, list[list[int]]] = {}  # shared by the classifiers of this chunk
+        for i, clf in enumerate(classifiers):
+            chunk = inputs[i][0][start : start + CHUNK_ROWS]
+            if chunk:
+                out, infos[i] = _run_classifier(clf, chunk, token_cache, prof)
+                pieces[i].append(out)
+    # 4. columns, filters, and the rows put back by position
+    columns: dict[str, pd.Series] = {}
+    keep: np.ndarray | None = None
+    for i, clf in enumerate(classifiers):
+        outputs = np.concatenate(pieces[i]) if pieces[i] else None
+        cols = clf.output_columns(outputs, inputs[i][1], infos[i])
+        if clf.filter_by is not None:
+            mask = cols[clf.label_field].isin(clf.filter_by).to_numpy(dtype=bool)
+            keep = mask if keep is None else keep & mask
+        columns.update(cols)
+    return _assemble(part, columns, keep)
+
+
+def _run_classifier(clf: DistributedDataClassifier, texts: list[str],
+                    token_cache: dict[Any, list[list[int]]],
+                    prof: PipelineProfile | None) -> tuple[np.ndarray, ModelInfo]:
+    """Tokens -> batches -> model outputs for one classifier on one chunk of texts."""
+    set_torch_threads(clf.torch_threads)
+    spec = clf.model_spec
+    tokenizer = get_tokenizer(spec)
+    model, info, device = get_model(spec)
+    max_len = resolve_max_length(tokenizer, info.max_position_embeddings, clf.max_seq_length)
+    key = (spec.tokenizer_key, clf.text_field, clf.max_chars, max_len)
+    ids = token_cache.get(key)
+    if ids is None:
+        started = time.perf_counter()
+        ids = token_cache[key] = tokenize(tokenizer, texts, max_len)
+        if prof is not None:
+            prof.tokenize_s += time.perf_counter() - started
+            prof.tokenized.append(len(texts))
+    started = time.perf_counter()
+    outputs = run_model(
+        model, ids, pad_id=tokenizer.pad_token_id or 0, device=device,
+        batch_size=clf.model_inference_batch_size, padding_side=clf.padding_side,
+        sort_by_length=clf.sort_by_length, autocast=clf.autocast,
+        max_tokens=clf.batch_token_limit(device),
+        on_batch=None if prof is None else prof.add_batch,
+    )
+    if prof is not None:
+        prof.model_s += time.perf_counter() - started
+        prof.calls += 1
+        prof.lengths.append(np.fromiter((len(t) for t in ids), dtype=np.int64, count=len(ids)))
+    return outputs, info
+
+
+def _assemble(part: Any, cols: dict[str, pd.Series], keep: np.ndarray | None) -> Any:
+    """Append ``cols`` to ``part`` by position (never by index: indexes may repeat), keep the
+    rows in ``keep`` and restore the caller's index."""
+    index = part.index
+    out = part.reset_index(drop=True)
+    for name, series in cols.items():
+        out[name] = from_host(series, like=part)
+    if keep is not None:
+        positions = np.flatnonzero(keep)
+        out = out.iloc[positions]
+        index = index.take(positions)
+    out.index = index
+    return out
