@@ -19,6 +19,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "DistributedDataClassifier": "dask_classify.classifier",
     "classify_many": "dask_classify.classifier",
+    "classify_files": "dask_classify.jobs",
+    "JobSummary": "dask_classify.jobs",
     "Deberta": "dask_classify.model",
     "HFSequenceClassifier": "dask_classify.model",
     "CheckpointError": "dask_classify.model",

@@ -9,15 +9,15 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from dask_classify.backend import string_dtype
+from dask_classify.checkpoint import ModelInfo, model_info_for
 from dask_classify.errors import TextColumnError, UsageError
-from dask_classify.model import ModelInfo, model_info_for
-from dask_classify.pipeline import classify_partition
 
 _PADDING_SIDES = ("left", "right")
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -32,9 +32,10 @@ class DistributedDataClassifier:
     Parameters
     ----------
     model_identifier : str or path-like
-        A local checkpoint folder or a hub id. Both NVIDIA's format (``config.json`` with
-        ``base_model``/``id2label``, ``fc.*`` weights; see :class:`dask_classify.Deberta`) and
-        plain ``AutoModelForSequenceClassification`` folders load.
+        A local checkpoint folder (made absolute here, so every worker gets the path the client
+        sees) or a hub id. Both NVIDIA's format (``config.json`` with ``base_model``/``id2label``,
+        ``fc.*`` weights; see :class:`dask_classify.Deberta`) and plain
+        ``AutoModelForSequenceClassification`` folders load.
     cache_dir : str, optional
         Hugging Face cache folder for hub ids (a pre-filled cache works offline).
     text_field : str, default "text"
@@ -78,6 +79,12 @@ class DistributedDataClassifier:
     torch_threads : int, optional
         Torch intra-op threads. Default: ``OMP_NUM_THREADS`` when set, else every core of the
         worker process (forward passes in one process run one at a time).
+    revision : str, optional
+        A hub id's branch, tag or commit.
+    token : str or bool, optional
+        A Hugging Face token for gated or private hub models (never shown in the repr).
+    local_files_only : bool, default False
+        Use only the local Hugging Face cache for hub ids.
 
     Raises
     ------
@@ -131,6 +138,9 @@ class DistributedDataClassifier:
         quantize: str | None = None,
         trust_remote_code: bool = False,
         torch_threads: int | None = None,
+        revision: str | None = None,
+        token: str | bool | None = None,
+        local_files_only: bool = False,
     ) -> None:
         model_identifier = model_identifier or self.default_model_identifier
         if model_identifier is None:
@@ -145,7 +155,11 @@ class DistributedDataClassifier:
             raise UsageError(f"quantize must be None or 'int8', not {quantize!r}")
         if quantize == "int8" and device.startswith("cuda"):
             raise UsageError(f"quantize='int8' runs on the CPU only, not on device {device!r}")
-        self.model_identifier = os.fspath(model_identifier)
+        model_identifier = os.fspath(model_identifier)
+        local = Path(model_identifier).expanduser()
+        if local.exists():  # workers get the path as the client sees it, never a relative one
+            model_identifier = str(local.resolve())
+        self.model_identifier = model_identifier
         self.cache_dir = cache_dir
         self.text_field = text_field
         self.label_field = label_field
@@ -166,6 +180,9 @@ class DistributedDataClassifier:
         self.quantize = quantize
         self.trust_remote_code = bool(trust_remote_code)
         self.torch_threads = _positive("torch_threads", torch_threads, allow_none=True)
+        self.revision = revision
+        self.token = token
+        self.local_files_only = bool(local_files_only)
         outputs = self.output_fields
         if len(set(outputs)) != len(outputs):
             raise UsageError(f"output columns must differ from each other, got {outputs}")
@@ -177,7 +194,8 @@ class DistributedDataClassifier:
         from dask_classify.predict import ModelSpec
 
         return ModelSpec(self.model_identifier, self.cache_dir, self.trust_remote_code,
-                         self.device, self.quantize)
+                         self.device, self.quantize, self.revision, self.token,
+                         self.local_files_only)
 
     @property
     def output_fields(self) -> list[str]:
@@ -194,7 +212,10 @@ class DistributedDataClassifier:
         return {k: v for k, v in sorted(vars(self).items()) if not k.startswith("_")}
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
+        params = self._params()
+        if isinstance(params.get("token"), str):
+            params["token"] = "***"  # never print a secret
+        args = ", ".join(f"{k}={v!r}" for k, v in params.items())
         return f"{type(self).__name__}({args})"
 
     def __dask_tokenize__(self):
@@ -202,7 +223,8 @@ class DistributedDataClassifier:
 
     def model_info(self) -> ModelInfo:
         """Read the checkpoint's ``config.json`` (labels, kind) without loading the model."""
-        return model_info_for(self.model_identifier, self.cache_dir)
+        spec = self.model_spec
+        return model_info_for(spec.identifier, spec.cache_dir, **spec.hub)
 
     @property
     def labels(self) -> list[str]:
@@ -324,6 +346,8 @@ class DistributedDataClassifier:
     # ----------------------------------------------------------------- running it
     def classify_partition(self, part: Any) -> Any:
         """Classify one pandas or cudf partition now (see :mod:`dask_classify.pipeline`)."""
+        from dask_classify.pipeline import classify_partition
+
         return classify_partition(part, [self])
 
     def __call__(self, ddf: Any) -> Any:
@@ -397,6 +421,8 @@ def classify_many(ddf: Any, classifiers: Sequence[DistributedDataClassifier]) ->
     >>> list(out.compute().columns)
     ['text', 'a', 'b']
     """
+    from dask_classify.pipeline import classify_partition  # torch: on first use only
+
     classifiers = tuple(classifiers)
     if not classifiers:
         raise UsageError("classify_many needs at least one classifier")

@@ -12,13 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dask_classify.errors import InputError, UsageError, UserError
+from dask_classify.errors import UsageError, UserError
 
 PROG = "dask-classify"
 
@@ -43,6 +42,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object, e.g. '{\"anon\": true}'")
+    return value
+
+
 def _batch_tokens(text: str) -> int | str | None:
     word = text.lower()
     if word == "auto":
@@ -58,8 +67,12 @@ def _batch_tokens(text: str) -> int | str | None:
 
 def _cluster_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("cluster")
-    group.add_argument("--scheduler-address", metavar="ADDR",
+    where = group.add_mutually_exclusive_group()
+    where.add_argument("--scheduler-address", metavar="ADDR",
                        help="join a running Dask scheduler (e.g. tcp://host:8786)")
+    where.add_argument("--scheduler-file", metavar="PATH",
+                       help="join the scheduler that wrote PATH (dask scheduler "
+                            "--scheduler-file, dask-jobqueue, dask-mpi)")
     group.add_argument("--backend", choices=["auto", "cpu", "gpu"], default="auto",
                        help="local cluster kind when no scheduler is given (default: auto)")
     group.add_argument("--n-workers", type=_positive_int, metavar="N",
@@ -100,6 +113,11 @@ def _classifier_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--quantize", choices=["int8"], help="dynamic int8 on CPU (opt-in)")
     group.add_argument("--trust-remote-code", action="store_true",
                        help="allow a hub checkpoint's own code to run")
+    group.add_argument("--revision", help="hub model: branch, tag or commit")
+    group.add_argument("--token", help="hub model: a Hugging Face token (gated/private models; "
+                                       "default: HF_TOKEN or the saved login)")
+    group.add_argument("--local-files-only", action="store_true",
+                       help="hub model: use only the local Hugging Face cache")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,10 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     p = sub.add_parser("classify", parents=[debug], help="classify JSONL/Parquet/CSV/TSV files",
-                       description="Classify the text column of files and write them with the "
-                                   "label (and score) columns added, one output folder per input.")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or globs")
-    p.add_argument("--output", "-o", required=True, metavar="OUT", help="output folder")
+                       description="Classify the text column of files (local or any fsspec URL) "
+                                   "and write them with the label (and score) columns added, one "
+                                   "output folder per input. Reruns resume: only inputs, parts "
+                                   "or options that changed are redone.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="files, folders (recursive) or globs; local paths or URLs (s3://...)")
+    p.add_argument("--output", "-o", required=True, metavar="OUT",
+                   help="output folder (local path or URL)")
+    p.add_argument("--storage-options", type=_json_object, default=None, metavar="JSON",
+                   help="fsspec options for remote inputs and output, e.g. "
+                        "'{\"anon\": true}' or '{\"client_kwargs\": {\"endpoint_url\": ...}}'")
     p.add_argument("--input-format", choices=["jsonl", "parquet", "csv", "tsv"],
                    help="default: from each file's extension")
     p.add_argument("--output-format", choices=["parquet", "jsonl"], default="parquet")
@@ -142,8 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "fields): stop with an error naming the file and line (default), or "
                         "skip it and report how many were skipped")
     p.add_argument("--overwrite", action="store_true",
-                   help="redo inputs whose output already exists (default: skip them)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+                   help="redo every input (default: skip what is done, redo what changed)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress report (default: a bar on a terminal, else a line per "
+                        "10%% of the parts)")
     _classifier_options(p)
     _cluster_options(p)
     p.set_defaults(func=_cmd_classify)
@@ -225,8 +252,12 @@ def make_classifier(args: argparse.Namespace):
             kwargs[key] = value
     if getattr(args, "max_batch_tokens", "auto") != "auto":
         kwargs["max_batch_tokens"] = args.max_batch_tokens
-    if args.trust_remote_code:
-        kwargs["trust_remote_code"] = True
+    for flag in ("trust_remote_code", "local_files_only"):
+        if getattr(args, flag, False):
+            kwargs[flag] = True
+    for option in ("revision", "token"):
+        if getattr(args, option, None) is not None:
+            kwargs[option] = getattr(args, option)
     if args.classifier:
         cls = getattr(dask_classify, CLASSIFIERS[args.classifier])
         return cls(model_identifier=args.model, **kwargs)
@@ -239,12 +270,12 @@ def make_classifier(args: argparse.Namespace):
     return dask_classify.DistributedDataClassifier(model, **kwargs)
 
 
-def _close_quietly(client: Any, owned: bool) -> None:
-    """Close the client (and the cluster we started) without shutdown noise.
+def _close_quietly(client: Any) -> None:
+    """Close a client and the local cluster we started for it, without shutdown noise.
 
-    Closing while the progress bar's feed is still being torn down makes distributed log a
-    ``CancelledError`` traceback at ERROR level although nothing went wrong; the job's own
-    errors have been raised (and reported) before this point.
+    Closing while tasks are being torn down makes distributed log ``CancelledError`` tracebacks
+    at ERROR level although nothing went wrong; the job's own errors have been raised (and
+    reported) before this point.
     """
     import logging
 
@@ -252,114 +283,16 @@ def _close_quietly(client: Any, owned: bool) -> None:
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)
     try:
-        cluster = getattr(client, "cluster", None) if owned else None
-        if cluster is not None:  # worker processes log a failed heartbeat as the scheduler goes
-            try:
-                client.run(_silence_distributed_logs)
-            except Exception:  # noqa: BLE001 - a worker already gone has nothing to say
-                pass
+        cluster = getattr(client, "cluster", None)
+        try:  # worker processes log a failed heartbeat as the scheduler goes
+            client.run(_silence_distributed_logs)
+        except Exception:  # noqa: BLE001 - a worker already gone has nothing to say
+            pass
         client.close()
         if cluster is not None:
             cluster.close()
     finally:
         quiet.setLevel(level)
-
-
-def _start_client(args: argparse.Namespace):
-    from dask_classify import get_client
-
-    if args.scheduler_address:
-        return get_client(args.scheduler_address), False
-    dashboard = None if str(args.dashboard_address).lower() == "none" else args.dashboard_address
-    client = get_client(backend=args.backend, n_workers=args.n_workers,
-                        threads_per_worker=args.threads_per_worker, reuse_existing=False,
-                        dashboard_address=dashboard)
-    return client, True
-
-
-def _cmd_classify(args: argparse.Namespace) -> int:
-
-    from dask_classify.backend import resolve_backend
-    from dask_classify.errors import CheckpointError
-    from dask_classify.io import (
-        clean_stale_temporaries,
-        detect_format,
-        done_for,
-        expand_inputs,
-        output_path,
-    )
-
-    inputs = expand_inputs(args.inputs)
-    formats = {path: detect_format(path, args.input_format) for path in inputs}
-    out_dir = Path(args.output)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"--output {out_dir} exists and is not a folder")
-    targets = {path: output_path(out_dir, path, args.output_format) for path in inputs}
-    clashes = [str(t) for t in set(targets.values())
-               if list(targets.values()).count(t) > 1]
-    if clashes:
-        raise UsageError(f"several inputs would write the same output {clashes}; "
-                         "classify them into different --output folders")
-    clf = make_classifier(args)
-    todo = [p for p in inputs if args.overwrite or not done_for(targets[p], p)]
-    skipped = [p for p in inputs if p not in todo]
-    for path in skipped:
-        print(f"skip {path} (done: {targets[path]}; --overwrite to redo)")
-    if not todo:
-        print("nothing to do")
-        return 0
-    out_dir.mkdir(parents=True, exist_ok=True)
-    clean_stale_temporaries(out_dir)
-
-    backend = "cpu"
-    client, owned = None, False
-    try:
-        client, owned = _start_client(args)
-        if owned:
-            client.run(_quiet_input_errors)
-        if args.scheduler_address is None:
-            backend = resolve_backend(args.backend)
-        if client.dashboard_link and args.dashboard_address != "none":
-            print(f"dashboard: {client.dashboard_link}")
-        totals = {"rows_in": 0, "rows_out": 0, "null_text": 0, "bad_lines_skipped": 0,
-                  "labels": {}}
-        started = time.perf_counter()
-        count_field = clf.label_field if clf.label_field in clf.output_fields \
-            else clf.output_fields[0]
-        for path in todo:
-            try:
-                n_in, n_null, label_counts, bad_lines = _classify_file(
-                    client, clf, path, formats[path], targets[path], backend, args, count_field)
-            except (InputError, CheckpointError):
-                raise  # already names the file (and the line) or the model
-            except UserError as exc:  # a column or value of this file: say which file
-                raise InputError(f"{path}: {exc}") from exc
-            if args.on_bad_lines == "skip":
-                print(bad_lines)
-            totals["bad_lines_skipped"] += bad_lines.count
-            totals["rows_in"] += n_in
-            totals["rows_out"] += int(label_counts.sum())
-            totals["null_text"] += n_null
-            for key, value in label_counts.items():
-                totals["labels"][key] = totals["labels"].get(key, 0) + int(value)
-            print(f"wrote {targets[path]} ({int(label_counts.sum())} of {n_in} rows)")
-        elapsed = time.perf_counter() - started
-    finally:
-        if client is not None:
-            _close_quietly(client, owned)
-    totals["seconds"] = round(elapsed, 3)
-    totals["docs_per_second"] = round(totals["rows_in"] / elapsed, 1) if elapsed else None
-    totals["inputs"] = len(todo)
-    totals["skipped"] = len(skipped)
-    skipped_lines = (f"  bad lines skipped: {totals['bad_lines_skipped']}"
-                     if args.on_bad_lines == "skip" else "")
-    print(f"rows in: {totals['rows_in']}  rows out: {totals['rows_out']}  "
-          f"null text: {totals['null_text']}{skipped_lines}")
-    print("labels: " + ", ".join(f"{k}={v}" for k, v in sorted(totals["labels"].items())))
-    print(f"{totals['docs_per_second']} documents/s ({totals['seconds']} s)")
-    (out_dir / "_summary.json").write_text(json.dumps(totals, indent=2) + "\n",
-                                           encoding="utf-8")
-    return 0
 
 
 def _silence_distributed_logs() -> None:
@@ -369,73 +302,125 @@ def _silence_distributed_logs() -> None:
     logging.getLogger("distributed").setLevel(logging.CRITICAL)
 
 
-def _quiet_input_errors() -> None:
-    """Keep our own workers from logging tracebacks when a task fails on a bad input line.
+def _quiet_user_errors() -> None:
+    """Keep our own workers from logging tracebacks when a task fails on the user's input.
 
     The error reaches the client, which prints it as one line; the worker's "Compute Failed"
     log with the traceback, and the "ended with CancelledError" warnings of the tasks still
-    running when the cluster then closes, would only bury it. Other task failures are still
-    logged. Run on the workers of clusters this command started (``client.run``).
+    running when the cluster then closes, would only bury it. Other task failures (our bugs)
+    are still logged. Run on the workers of clusters this command started (``client.run``).
     """
     import logging
 
     for name in ("distributed.worker", "distributed.worker.state_machine"):
         logger = logging.getLogger(name)
-        if not any(isinstance(f, _InputErrorFilter) for f in logger.filters):
-            logger.addFilter(_InputErrorFilter())
+        if not any(isinstance(f, _UserErrorFilter) for f in logger.filters):
+            logger.addFilter(_UserErrorFilter())
 
 
-class _InputErrorFilter:
+class _UserErrorFilter:
+    NAMES = ("InputError(", "UsageError(", "CheckpointError(", "TextColumnError(")
+
     def filter(self, record: Any) -> bool:
         message = str(record.msg)
         if message.startswith("Compute Failed"):
-            return "InputError(" not in str(record.args)
+            return not any(name in str(record.args) for name in self.NAMES)
         return not message.endswith("ended with CancelledError")
 
 
-def _classify_file(client, clf, path, fmt, target, backend, args, count_field):
-    """Classify one input file into ``target``.
+class _Clients:
+    """Where ``classify`` runs: a scheduler it joins, a local cluster it starts only when the
+    work is larger than one part, or this process (a small input starts in a second or two)."""
 
-    Returns rows in, null texts, label counts and the :class:`~dask_classify.io.BadLines` report
-    (no lines skipped unless ``--on-bad-lines skip``).
-    """
-    import pandas as pd
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.client: Any = None
+        self.owned = False
 
-    from dask_classify.io import (
-        MARKER,
-        BadLines,
-        atomic_folder,
-        read_input,
-        source_stamp,
-        write_dataframe,
-    )
+    def __call__(self, plan: Any) -> Any:
+        from dask_classify import get_client
 
-    source = read_input(path, fmt, blocksize=args.blocksize, backend=backend,
-                        on_bad_lines=args.on_bad_lines, partition_rows=args.partition_rows)
-    ddf = source.frame
-    out = clf(ddf)
-    with atomic_folder(target, overwrite=args.overwrite) as tmp:
-        counts = write_dataframe(out, tmp, args.output_format, arrow_types=clf.arrow_types(),
-                                 count_field=count_field)
-        rows_in = ddf.map_partitions(len).sum()
-        nulls = ddf[clf.text_field].isna().sum()
-        wanted = [counts, rows_in, nulls]
-        if source.bad_lines is not None:  # computed with the rest: each block is read once
-            wanted.append(source.bad_lines)
-        futures = client.compute(wanted)
-        if not args.no_progress:
-            from distributed import progress
+        args = self.args
+        if args.scheduler_address or args.scheduler_file:
+            self.client = get_client(args.scheduler_address, scheduler_file=args.scheduler_file)
+        elif plan.tasks <= 1 and args.n_workers is None:
+            return None  # one part: a cluster would only cost its start-up
+        else:
+            dashboard = (None if str(args.dashboard_address).lower() == "none"
+                         else args.dashboard_address)
+            self.client = get_client(backend=args.backend, n_workers=args.n_workers,
+                                     threads_per_worker=args.threads_per_worker,
+                                     reuse_existing=False, dashboard_address=dashboard)
+            self.owned = True
+            self.client.run(_quiet_user_errors)
+            if self.client.dashboard_link and args.dashboard_address != "none":
+                print(f"dashboard: {self.client.dashboard_link}", flush=True)
+        return self.client
 
-            progress(futures)
-            print()
-        counts, n_in, n_null, *report = client.gather(futures)
-        bad_lines = BadLines.from_frame(report[0]) if report else BadLines(str(path))
-        (tmp / MARKER).write_text(json.dumps({**source_stamp(path), "rows_in": int(n_in),
-                                              "bad_lines_skipped": bad_lines.count}),
-                                  encoding="utf-8")
-    label_counts = counts.groupby("label")["count"].sum() if len(counts) else pd.Series(
-        dtype="int64")
-    return int(n_in), int(n_null), label_counts, bad_lines
+    def close(self) -> None:
+        if self.client is None:
+            return
+        if self.owned:
+            _close_quietly(self.client)
+        else:
+            self.client.close()
+
+
+def _print_plan(summary: Any, plan: Any) -> None:
+    shown = 10
+    for url, reason in summary.redone[:shown]:
+        print(f"redo {url} ({reason})")
+    skipped = [url for url in summary.outputs if url not in dict(summary.redone)]
+    if summary.lock_taken_over:
+        print(f"took over the lock of a job that is gone ({summary.lock_taken_over})")
+    for url in summary.resumed[:shown]:
+        print(f"resume {url} (its parts written earlier are kept)")
+    if summary.skipped:
+        done = [u for u in skipped if u not in summary.resumed][: min(shown, summary.skipped)]
+        if summary.skipped <= shown:
+            for url in done:
+                print(f"skip {url} (done: {summary.outputs[url]}; --overwrite to redo)")
+        else:
+            print(f"skip {summary.skipped} inputs already done (--overwrite to redo them)")
+    if len(summary.redone) > shown:
+        print(f"... and {len(summary.redone) - shown} more inputs redone")
+    if plan.tasks == 0 and not plan.inputs:
+        print("nothing to do")
+    elif plan.tasks:
+        print(f"classifying {plan.inputs} input(s) in {plan.tasks} part(s)", flush=True)
+
+
+def _cmd_classify(args: argparse.Namespace) -> int:
+    from dask_classify.jobs import classify_files
+
+    clf = make_classifier(args)
+    clients = _Clients(args)
+    try:
+        summary = classify_files(
+            args.inputs, args.output, clf, clients, input_format=args.input_format,
+            output_format=args.output_format, storage_options=args.storage_options,
+            blocksize=args.blocksize, partition_rows=args.partition_rows,
+            on_bad_lines=args.on_bad_lines, overwrite=args.overwrite,
+            progress=not args.no_progress, on_start=_print_plan)
+    finally:
+        clients.close()
+    if summary.tasks == 0:
+        return 0
+    for report in summary.bad_lines:
+        print(report)
+    written = [url for url in summary.outputs if url in summary.counts]
+    for url in written[:10]:
+        rows_in, rows_out = summary.counts[url]
+        print(f"wrote {summary.outputs[url]} ({rows_out} of {rows_in} rows)")
+    if len(written) > 10:
+        print(f"... and {len(written) - 10} more outputs")
+    skipped_lines = (f"  bad lines skipped: {summary.bad_lines_skipped}"
+                     if args.on_bad_lines == "skip" else "")
+    print(f"rows in: {summary.rows_in}  rows out: {summary.rows_out}  "
+          f"null text: {summary.null_text}{skipped_lines}")
+    print("labels: " + ", ".join(f"{k}={v}" for k, v in summary.labels.items()))
+    print(f"{summary.docs_per_second} documents/s ({summary.seconds} s)")
+    return 0
 
 
 # --------------------------------------------------------------------------- train etc.

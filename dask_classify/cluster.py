@@ -15,6 +15,7 @@ from dask_classify.errors import UsageError
 def get_client(
     scheduler_address: str | None = None,
     *,
+    scheduler_file: str | os.PathLike | None = None,
     backend: str = "auto",
     n_workers: int | None = None,
     threads_per_worker: int | None = None,
@@ -29,6 +30,9 @@ def get_client(
     scheduler_address : str, optional
         Address of a running scheduler (``"tcp://host:8786"``, a ``dask scheduler`` or any
         multi-node cluster). When given, the client connects to it and no cluster is started.
+    scheduler_file : path-like, optional
+        The file a scheduler wrote its address to (``dask scheduler --scheduler-file``,
+        dask-jobqueue and ``dask-mpi`` jobs on a shared filesystem); used like an address.
     backend : {"auto", "cpu", "gpu"}, default "auto"
         Which local cluster to start when none is running: ``"gpu"`` starts
         ``dask_cuda.LocalCUDACluster`` (one worker per GPU), ``"cpu"`` a
@@ -81,11 +85,19 @@ def get_client(
     >>> from dask_classify import get_client
     >>> client = get_client(backend="cpu", dashboard_address=None)  # doctest: +SKIP
     >>> client = get_client("tcp://scheduler:8786")                  # doctest: +SKIP
+    >>> client = get_client(scheduler_file="~/scheduler.json")       # doctest: +SKIP
     """
     from distributed import Client, default_client
 
+    if scheduler_address is not None and scheduler_file is not None:
+        raise UsageError("give scheduler_address or scheduler_file, not both")
     if scheduler_address is not None:
         return Client(scheduler_address)
+    if scheduler_file is not None:
+        if not os.path.isfile(scheduler_file):
+            raise UsageError(f"scheduler file {os.fspath(scheduler_file)!r} does not exist "
+                             "(start the scheduler with --scheduler-file first)")
+        return Client(scheduler_file=os.fspath(scheduler_file))
     if reuse_existing:
         try:
             return default_client()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import inspect
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,14 @@ from transformers import (
     PretrainedConfig,
 )
 
+from dask_classify.checkpoint import (
+    ModelInfo,
+    model_info,
+    model_info_for,
+    read_config,
+    resolve_model_dir,
+    weights_fingerprint,
+)
 from dask_classify.errors import CheckpointError
 
 __all__ = [
@@ -46,7 +53,11 @@ __all__ = [
     "load_model",
     "load_tokenizer",
     "model_info",
+    "model_info_for",
+    "read_config",
+    "resolve_model_dir",
     "save_checkpoint",
+    "weights_fingerprint",
 ]
 
 SAFETENSORS_NAME = "model.safetensors"
@@ -347,274 +358,6 @@ class HFSequenceClassifier(nn.Module):
         return logits if self.regression else torch.softmax(logits, dim=-1)
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the client needs to know about a checkpoint, read from its ``config.json`` alone.
-
-    Parameters
-    ----------
-    kind : {"deberta", "hf"}
-        ``"deberta"``: NVIDIA's format (:class:`Deberta`); ``"hf"``: a plain
-        ``AutoModelForSequenceClassification``.
-    id2label : dict of int to str
-        Label names by class id.
-    regression : bool, default False
-        True for a one-output regression head (e.g. FineWeb-edu).
-    max_position_embeddings : int, optional
-        The backbone's position limit, when the config states it.
-    config : dict
-        The whole ``config.json`` (not part of ``repr`` or equality).
-
-    Examples
-    --------
-    >>> from dask_classify.model import ModelInfo
-    >>> info = ModelInfo(kind="deberta", id2label={1: "pos", 0: "neg"})
-    >>> info.labels
-    ['neg', 'pos']
-    >>> info  # doctest: +NORMALIZE_WHITESPACE
-    ModelInfo(kind='deberta', id2label={1: 'pos', 0: 'neg'}, regression=False,
-              max_position_embeddings=None)
-    """
-
-    kind: str  # "deberta" (NVIDIA format) or "hf" (AutoModelForSequenceClassification)
-    id2label: dict[int, str]
-    regression: bool = False
-    max_position_embeddings: int | None = None
-    config: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def labels(self) -> list[str]:
-        """The label names in class-id order."""
-        return [self.id2label[i] for i in sorted(self.id2label)]
-
-
-def resolve_model_dir(identifier: str | os.PathLike, cache_dir: str | None = None) -> Path:
-    """A local folder for a folder path or a hub id (downloaded or taken from the HF cache).
-
-    Parameters
-    ----------
-    identifier : str or path-like
-        A model folder (``~`` is expanded) or a hub id (``"nvidia/quality-classifier-deberta"``).
-        Paths that start with ``.``, ``/`` or ``~`` are never looked up on the hub.
-    cache_dir : str, optional
-        Hugging Face cache folder for hub ids (a pre-filled cache works offline).
-
-    Returns
-    -------
-    pathlib.Path
-        The folder itself, or the hub snapshot's folder in the cache.
-
-    Raises
-    ------
-    CheckpointError
-        When the path is a file, a local folder does not exist, or the hub id cannot be fetched.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> from pathlib import Path
-    >>> from dask_classify.model import resolve_model_dir
-    >>> folder = tempfile.mkdtemp()
-    >>> resolve_model_dir(folder) == Path(folder)
-    True
-    >>> resolve_model_dir("./no/such/model")
-    Traceback (most recent call last):
-    ...
-    dask_classify.errors.CheckpointError: model folder './no/such/model' does not exist
-    >>> resolve_model_dir("nvidia/quality-classifier-deberta")  # doctest: +SKIP
-    PosixPath('/root/.cache/huggingface/hub/models--nvidia--quality-classifier-deberta/...')
-    """
-    path = Path(identifier).expanduser()
-    if path.is_dir():
-        return path
-    if path.exists():
-        raise CheckpointError(f"model {str(identifier)!r} is a file, not a model folder")
-    ident = str(identifier)
-    if ident.startswith((".", "/", "~")) or ident.count("/") > 1:
-        raise CheckpointError(f"model folder {ident!r} does not exist")
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(ident, cache_dir=cache_dir))
-    except Exception as exc:
-        raise CheckpointError(
-            f"model {ident!r} is not a local folder and could not be fetched from the hub "
-            f"({type(exc).__name__}: {exc}); pass a local folder as model_identifier, or a "
-            "cache_dir that holds it"
-        ) from exc
-
-
-def read_config(folder: Path) -> dict[str, Any]:
-    """The ``config.json`` of a model folder, as a dict.
-
-    Parameters
-    ----------
-    folder : pathlib.Path
-        A local model folder.
-
-    Returns
-    -------
-    dict
-        The parsed JSON object.
-
-    Raises
-    ------
-    CheckpointError
-        When ``config.json`` is missing (the message lists the files found), is not valid
-        UTF-8 JSON, or does not hold a JSON object.
-
-    Examples
-    --------
-    >>> import json, tempfile
-    >>> from pathlib import Path
-    >>> from dask_classify.model import CheckpointError, read_config
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> try:
-    ...     read_config(folder)
-    ... except CheckpointError as err:
-    ...     print(str(err).endswith("config.json is missing (found: [])"))
-    True
-    >>> _ = (folder / "config.json").write_text(json.dumps({"model_type": "bert"}))
-    >>> read_config(folder)
-    {'model_type': 'bert'}
-    """
-    cfg_path = folder / "config.json"
-    if not cfg_path.is_file():
-        present = sorted(p.name for p in folder.iterdir())[:20]
-        raise CheckpointError(
-            f"{folder} is not a model folder: config.json is missing (found: {present})"
-        )
-    try:
-        config = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{cfg_path} is not valid JSON: {exc}") from exc
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{cfg_path} must hold a JSON object")
-    return config
-
-
-def _check_label_ids(folder: Path, id2label: dict[Any, Any]) -> None:
-    try:
-        ids = sorted(int(k) for k in id2label)
-    except (TypeError, ValueError):
-        raise CheckpointError(f"{folder}/config.json id2label keys must be integers") from None
-    if ids != list(range(len(ids))):
-        raise CheckpointError(f"{folder}/config.json id2label keys must be 0..{len(ids) - 1}")
-
-
-def model_info_for(identifier: str | os.PathLike, cache_dir: str | None = None) -> ModelInfo:
-    """:func:`model_info` for a folder or hub id, fetching only ``config.json`` from the hub.
-
-    Parameters
-    ----------
-    identifier : str or path-like
-        A model folder or a hub id.
-    cache_dir : str, optional
-        Hugging Face cache folder for hub ids.
-
-    Returns
-    -------
-    ModelInfo
-        The checkpoint's kind, labels and limits; the weights are not read or downloaded.
-
-    Raises
-    ------
-    CheckpointError
-        As :func:`resolve_model_dir` and :func:`model_info`.
-
-    Examples
-    --------
-    >>> import json, tempfile
-    >>> from pathlib import Path
-    >>> from dask_classify.model import model_info_for
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> _ = (folder / "config.json").write_text(json.dumps(
-    ...     {"base_model": "microsoft/deberta-v3-base", "id2label": {"0": "Low", "1": "High"}}))
-    >>> model_info_for(folder).labels
-    ['Low', 'High']
-    >>> sorted(model_info_for("nvidia/quality-classifier-deberta").labels)  # doctest: +SKIP
-    ['High', 'Low', 'Medium']
-    """
-    path = Path(identifier).expanduser()
-    if path.is_dir():
-        return model_info(path)
-    try:
-        from huggingface_hub import hf_hub_download
-
-        cfg = Path(hf_hub_download(str(identifier), "config.json", cache_dir=cache_dir))
-    except Exception:
-        # Same resolution (and the same error message) as the workers will use.
-        return model_info(resolve_model_dir(identifier, cache_dir))
-    return model_info(cfg.parent)
-
-
-def model_info(folder: Path) -> ModelInfo:
-    """Describe the checkpoint in ``folder`` (reads only ``config.json``).
-
-    A config with ``base_model`` or ``backbone_config`` is NVIDIA's format (``kind="deberta"``);
-    one with ``model_type`` or ``architectures`` is a plain transformers classifier
-    (``kind="hf"``), a regression model when ``problem_type`` is ``"regression"`` or it has one
-    label.
-
-    Parameters
-    ----------
-    folder : pathlib.Path
-        A local model folder.
-
-    Returns
-    -------
-    ModelInfo
-        Kind, labels (``LABEL_<i>`` when a transformers config names none), regression flag and
-        position limit.
-
-    Raises
-    ------
-    CheckpointError
-        A missing or invalid ``config.json``, a missing or empty ``id2label`` in NVIDIA's format,
-        label ids that are not ``0 .. n - 1``, or a config of neither format.
-
-    Examples
-    --------
-    >>> import json, tempfile
-    >>> from pathlib import Path
-    >>> from dask_classify.model import model_info
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> _ = (folder / "config.json").write_text(json.dumps(
-    ...     {"model_type": "bert", "problem_type": "regression", "id2label": {"0": "score"}}))
-    >>> info = model_info(folder)
-    >>> info.kind, info.regression, info.labels
-    ('hf', True, ['score'])
-    """
-    config = read_config(folder)
-    if "base_model" in config or "backbone_config" in config:
-        if not isinstance(config.get("id2label"), dict) or not config["id2label"]:
-            raise CheckpointError(f"{folder}/config.json has no 'id2label' mapping")
-        _check_label_ids(folder, config["id2label"])
-        backbone = config.get("backbone_config") or {}
-        return ModelInfo(
-            kind="deberta",
-            id2label={int(k): str(v) for k, v in config["id2label"].items()},
-            max_position_embeddings=backbone.get("max_position_embeddings"),
-            config=config,
-        )
-    if "model_type" in config or "architectures" in config:
-        num_labels = len(config.get("id2label") or {}) or int(config.get("num_labels", 2))
-        id2label = {int(k): str(v) for k, v in (config.get("id2label") or {}).items()}
-        if not id2label:
-            id2label = {i: f"LABEL_{i}" for i in range(num_labels)}
-        return ModelInfo(
-            kind="hf",
-            id2label=id2label,
-            regression=config.get("problem_type") == "regression" or num_labels == 1,
-            max_position_embeddings=config.get("max_position_embeddings"),
-            config=config,
-        )
-    raise CheckpointError(
-        f"{folder}/config.json is neither an NVIDIA-style classifier config (no 'base_model') "
-        "nor a transformers config (no 'model_type')"
-    )
-
-
 def _load_state_dict(folder: Path) -> dict[str, torch.Tensor]:
     st = folder / SAFETENSORS_NAME
     if st.is_file():
@@ -701,6 +444,7 @@ def load_model(
     identifier: str | os.PathLike,
     cache_dir: str | None = None,
     trust_remote_code: bool = False,
+    **hub: Any,
 ) -> tuple[nn.Module, ModelInfo]:
     """Load an NVIDIA-format or plain HF classifier; returns the module (eval mode) and its info.
 
@@ -712,6 +456,8 @@ def load_model(
         Hugging Face cache folder for hub ids.
     trust_remote_code : bool, default False
         Let a plain transformers checkpoint run its own Python code.
+    **hub
+        ``revision``, ``token``, ``local_files_only`` for a hub id (:func:`resolve_model_dir`).
 
     Returns
     -------
@@ -738,7 +484,7 @@ def load_model(
     ('Deberta', 'deberta', ['neg', 'pos'], False)
     >>> model, info = load_model("nvidia/quality-classifier-deberta")  # doctest: +SKIP
     """
-    folder = resolve_model_dir(identifier, cache_dir)
+    folder = resolve_model_dir(identifier, cache_dir, **hub)
     info = model_info(folder)
     if info.kind == "deberta":
         return load_deberta(folder, cache_dir=cache_dir), info
@@ -760,6 +506,7 @@ def load_tokenizer(
     identifier: str | os.PathLike,
     cache_dir: str | None = None,
     trust_remote_code: bool = False,
+    **hub: Any,
 ):
     """The checkpoint's tokenizer, or its ``base_model``'s when the folder holds none.
 
@@ -771,6 +518,8 @@ def load_tokenizer(
         Hugging Face cache folder for hub ids (also used for ``base_model``).
     trust_remote_code : bool, default False
         Let the tokenizer's own Python code run.
+    **hub
+        ``revision``, ``token``, ``local_files_only`` for a hub id (:func:`resolve_model_dir`).
 
     Returns
     -------
@@ -802,7 +551,7 @@ def load_tokenizer(
     >>> load_tokenizer(ckpt)("a good film")["input_ids"] == tok("a good film")["input_ids"]
     True
     """
-    folder = resolve_model_dir(identifier, cache_dir)
+    folder = resolve_model_dir(identifier, cache_dir, **hub)
     if any((folder / name).is_file() for name in TOKENIZER_FILES):
         source: str = str(folder)
     else:
@@ -812,7 +561,8 @@ def load_tokenizer(
         source = str(base)
     try:
         return AutoTokenizer.from_pretrained(
-            source, cache_dir=cache_dir, trust_remote_code=trust_remote_code
+            source, cache_dir=cache_dir, trust_remote_code=trust_remote_code,
+            token=hub.get("token"), local_files_only=bool(hub.get("local_files_only")),
         )
     except Exception as exc:
         raise CheckpointError(f"could not load the tokenizer from {source}: {exc}") from exc

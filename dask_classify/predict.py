@@ -12,7 +12,7 @@ import threading
 import warnings
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -54,6 +54,9 @@ class ModelSpec:
         ``"cuda"`` or ``"cuda:<n>"``.
     quantize : {None, "int8"}, default None
         ``"int8"``: dynamic int8 quantization of the Linear layers (CPU only).
+    revision, token, local_files_only
+        Hub options for a hub id (see :func:`dask_classify.model.resolve_model_dir`); the
+        token is not shown in the spec's repr.
 
     Examples
     --------
@@ -71,6 +74,15 @@ class ModelSpec:
     trust_remote_code: bool = False
     device: str = "auto"  # "auto" (cuda when the worker sees a GPU), "cpu", "cuda", "cuda:1"
     quantize: str | None = None  # None or "int8" (dynamic int8 Linear layers, CPU only)
+    revision: str | None = None
+    token: str | bool | None = field(default=None, repr=False)
+    local_files_only: bool = False
+
+    @property
+    def hub(self) -> dict[str, Any]:
+        """The hub options to pass to the loaders."""
+        return {"revision": self.revision, "token": self.token,
+                "local_files_only": self.local_files_only}
 
     @property
     def key(self) -> str:
@@ -81,7 +93,8 @@ class ModelSpec:
     @property
     def tokenizer_key(self) -> str:
         """A 16-hex-digit hash of the fields that decide the tokenizer (not device/quantize)."""
-        raw = repr((self.identifier, self.cache_dir, self.trust_remote_code)).encode()
+        raw = repr((self.identifier, self.cache_dir, self.trust_remote_code, self.revision,
+                    self.token, self.local_files_only)).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
 
 
@@ -121,7 +134,8 @@ def get_tokenizer(spec: ModelSpec) -> Any:
         with _LOCK:
             tok = _TOKENIZERS.get(key)
             if tok is None:
-                tok = load_tokenizer(spec.identifier, spec.cache_dir, spec.trust_remote_code)
+                tok = load_tokenizer(spec.identifier, spec.cache_dir, spec.trust_remote_code,
+                                     **spec.hub)
                 _TOKENIZERS[key] = tok
     return tok
 
@@ -171,7 +185,8 @@ def get_model(spec: ModelSpec) -> tuple[torch.nn.Module, ModelInfo, str]:
         with _LOCK:
             entry = _MODELS.get(spec.key)
             if entry is None:
-                model, info = load_model(spec.identifier, spec.cache_dir, spec.trust_remote_code)
+                model, info = load_model(spec.identifier, spec.cache_dir, spec.trust_remote_code,
+                                         **spec.hub)
                 speed_up_deberta(model)  # DeBERTa-v2/v3 attention: same results, less work
                 device = resolve_device(spec.device)
                 if spec.quantize == "int8":

@@ -112,8 +112,8 @@ def test_resume_skips_finished_inputs_and_overwrite_redoes_them(tmp_path, frame,
     args = ["--model", str(bert_ckpt), "--output", str(out), *FAST]
     assert main(["classify", str(a), *args]) == 0
     first = (out / "a.parquet" / "part.00000.parquet").stat().st_mtime_ns
-    # an interrupted run leaves only a hidden temporary folder, never a finished-looking output
-    (out / ".b.parquet.tmp-dead").mkdir()
+    # a killed writer leaves hidden temporary files, never a finished-looking part
+    (out / ".part.00000.parquet.tmp-dead").write_text("")
     capsys.readouterr()
     assert main(["classify", str(tmp_path / "*.jsonl"), *args]) == 0
     printed = capsys.readouterr().out

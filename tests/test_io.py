@@ -14,9 +14,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import dask_classify.io as dio
+import dask_classify.readers as readers
 from dask_classify.cli import main
-from dask_classify.io import BadLines, InputError, read_dataframe, read_input
+from dask_classify.errors import InputError
+from dask_classify.readers import BadLines
+
+
+def read_input(path, *args, **kwargs):
+    return readers.read_input(str(path), *args, **kwargs)
+
+
+def read_dataframe(path, *args, **kwargs):
+    return read_input(path, *args, **kwargs).frame
 
 FAST = ["--no-progress", "--dashboard-address", "none"]
 
@@ -58,7 +67,7 @@ def _compute(source):
 @pytest.fixture
 def small_sample(monkeypatch):
     """Fix the columns from the first 512 bytes, so later blocks are only read at compute time."""
-    monkeypatch.setattr(dio, "SAMPLE_BYTES", 512)
+    monkeypatch.setattr(readers, "SAMPLE_BYTES", 512)
 
 
 # --------------------------------------------------------------------------- JSONL
@@ -191,9 +200,9 @@ def test_compressed_jsonl_is_one_partition_and_names_its_line(tmp_path):
 
 def test_each_block_is_read_once_when_the_report_is_computed_too(tmp_path, monkeypatch):
     calls = []
-    reader = dio._TextBlockReader.__call__
-    monkeypatch.setattr(dio._TextBlockReader, "__call__",
-                        lambda self, block: calls.append(block) or reader(self, block))
+    reader = readers._UnitReader.__call__
+    monkeypatch.setattr(readers._UnitReader, "__call__",
+                        lambda self, unit: calls.append(unit.index) or reader(self, unit))
     path = _jsonl(tmp_path / "d.jsonl", [json.dumps(r) for r in _rows(100)])
     source = read_input(path, blocksize="1KiB", on_bad_lines="skip")
     n, report = dask.compute(source.frame.map_partitions(len).sum(), source.bad_lines,
@@ -429,7 +438,11 @@ def test_command_bad_line_in_a_later_block_exits_2_with_one_line(tmp_path, bert_
     assert err.strip().splitlines() == [
         f"dask-classify classify: error: {src}:51: not valid JSON: Unterminated string "
         "starting at (column 20)"]
-    assert not (out / "docs.parquet").exists() and not list(out.glob(".docs*"))
+    # parts finished before the error are kept for a rerun, but the output is not marked done
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert not manifest["inputs"][str(src)]["complete"]
+    assert not (out / "docs.parquet" / "_SUCCESS").exists()
+    assert not list(out.rglob(".*tmp-*")) and not (out / "_lock.json").exists()
 
     assert main([*args, "--on-bad-lines", "skip"]) == 0
     printed = capfd.readouterr()
@@ -440,8 +453,9 @@ def test_command_bad_line_in_a_later_block_exits_2_with_one_line(tmp_path, bert_
     summary = json.loads((out / "_summary.json").read_text())
     assert summary["bad_lines_skipped"] == 1 and summary["rows_in"] == 59
     assert _read_output(out / "docs.parquet")["id"].tolist() == [i for i in range(60) if i != 50]
-    marker = json.loads((out / "docs.parquet" / dio.MARKER).read_text())
-    assert marker["bad_lines_skipped"] == 1
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert manifest["inputs"][str(src)]["bad_lines_skipped"] == 1
+    assert (out / "docs.parquet" / "_SUCCESS").exists()
 
 
 @pytest.mark.parametrize("kind", ["csv", "parquet"])

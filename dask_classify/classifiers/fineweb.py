@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 
 from dask_classify.backend import string_dtype
+from dask_classify.checkpoint import ModelInfo
 from dask_classify.classifiers._base import PublishedClassifier
 from dask_classify.errors import UsageError
-from dask_classify.model import ModelInfo
 
 HIGH, LOW = "high_quality", "low_quality"
 

@@ -1,0 +1,357 @@
+"""Reading a checkpoint's description without loading it: light, no torch, no transformers.
+
+What the client needs before any worker loads a model: where a checkpoint is
+(:func:`resolve_model_dir`: a local folder, or a hub id downloaded once per machine), what it is
+(:func:`model_info`: kind, labels, limits, from ``config.json`` alone) and a fingerprint of its
+weights (:func:`weights_fingerprint`). The loaders themselves live in :mod:`dask_classify.model`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dask_classify.errors import CheckpointError
+
+__all__ = ["ModelInfo", "model_info", "model_info_for", "read_config", "resolve_model_dir",
+           "weights_fingerprint"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the client needs to know about a checkpoint, read from its ``config.json`` alone.
+
+    Parameters
+    ----------
+    kind : {"deberta", "hf"}
+        ``"deberta"``: NVIDIA's format (:class:`Deberta`); ``"hf"``: a plain
+        ``AutoModelForSequenceClassification``.
+    id2label : dict of int to str
+        Label names by class id.
+    regression : bool, default False
+        True for a one-output regression head (e.g. FineWeb-edu).
+    max_position_embeddings : int, optional
+        The backbone's position limit, when the config states it.
+    config : dict
+        The whole ``config.json`` (not part of ``repr`` or equality).
+
+    Examples
+    --------
+    >>> from dask_classify.model import ModelInfo
+    >>> info = ModelInfo(kind="deberta", id2label={1: "pos", 0: "neg"})
+    >>> info.labels
+    ['neg', 'pos']
+    >>> info  # doctest: +NORMALIZE_WHITESPACE
+    ModelInfo(kind='deberta', id2label={1: 'pos', 0: 'neg'}, regression=False,
+              max_position_embeddings=None)
+    """
+
+    kind: str  # "deberta" (NVIDIA format) or "hf" (AutoModelForSequenceClassification)
+    id2label: dict[int, str]
+    regression: bool = False
+    max_position_embeddings: int | None = None
+    config: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def labels(self) -> list[str]:
+        """The label names in class-id order."""
+        return [self.id2label[i] for i in sorted(self.id2label)]
+
+
+def resolve_model_dir(identifier: str | os.PathLike, cache_dir: str | None = None, *,
+                      revision: str | None = None, token: str | bool | None = None,
+                      local_files_only: bool = False) -> Path:
+    """A local folder for a folder path or a hub id (downloaded or taken from the HF cache).
+
+    A hub id is downloaded once per machine: processes that ask for the same id at once (the
+    worker processes of one machine) wait on a file lock beside the Hugging Face cache, and all
+    but the first find it cached.
+
+    Parameters
+    ----------
+    identifier : str or path-like
+        A model folder (``~`` is expanded) or a hub id (``"nvidia/quality-classifier-deberta"``).
+        Paths that start with ``.``, ``/`` or ``~`` are never looked up on the hub.
+    cache_dir : str, optional
+        Hugging Face cache folder for hub ids (a pre-filled cache works offline).
+    revision, token, local_files_only
+        Passed to ``huggingface_hub.snapshot_download``: a branch, tag or commit; a token for
+        gated or private models; only the local cache.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder itself, or the hub snapshot's folder in the cache.
+
+    Raises
+    ------
+    CheckpointError
+        When the path is a file, a local folder does not exist, or the hub id cannot be fetched.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dask_classify.model import resolve_model_dir
+    >>> folder = tempfile.mkdtemp()
+    >>> resolve_model_dir(folder) == Path(folder)
+    True
+    >>> resolve_model_dir("./no/such/model")
+    Traceback (most recent call last):
+    ...
+    dask_classify.errors.CheckpointError: model folder './no/such/model' does not exist
+    >>> resolve_model_dir("nvidia/quality-classifier-deberta")  # doctest: +SKIP
+    PosixPath('/root/.cache/huggingface/hub/models--nvidia--quality-classifier-deberta/...')
+    """
+    path = Path(identifier).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise CheckpointError(f"model {str(identifier)!r} is a file, not a model folder")
+    ident = str(identifier)
+    if ident.startswith((".", "/", "~")) or ident.count("/") > 1:
+        raise CheckpointError(f"model folder {ident!r} does not exist{_on_worker()}")
+    try:
+        from filelock import FileLock
+        from huggingface_hub import constants, snapshot_download
+
+        locks = Path(cache_dir or constants.HF_HUB_CACHE) / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(locks / f"dask_classify--{ident.replace('/', '--')}.lock")):
+            return Path(snapshot_download(ident, cache_dir=cache_dir, revision=revision,
+                                          token=token, local_files_only=local_files_only))
+    except Exception as exc:
+        raise CheckpointError(
+            f"model {ident!r} is not a local folder and could not be fetched from the hub"
+            f"{_on_worker()} ({type(exc).__name__}: {exc}); pass a local folder as "
+            "model_identifier, or a cache_dir that holds it"
+        ) from exc
+
+
+def _on_worker() -> str:
+    """`` on worker tcp://...`` inside a Dask worker (errors then say where), else ``""``."""
+    try:
+        from distributed import get_worker
+
+        return f" on worker {get_worker().address}"
+    except (ImportError, ValueError):
+        return ""
+
+
+_WEIGHTS_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def weights_fingerprint(folder: str | os.PathLike) -> str:
+    """A SHA-256 of a model folder's weight files (safetensors or pickles), cached per process.
+
+    What a job's fingerprint records of a local model, so that a rerun with retrained weights
+    under the same path redoes its outputs.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dask_classify.model import weights_fingerprint
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "model.safetensors").write_bytes(b"weights")
+    >>> first = weights_fingerprint(folder)
+    >>> _ = (folder / "model.safetensors").write_bytes(b"other weights")
+    >>> len(first), weights_fingerprint(folder) != first
+    (64, True)
+    """
+    import hashlib
+
+    folder = Path(folder)
+    names = sorted({p.name for pattern in ("*.safetensors", "*.bin", "*.pt", "*.onnx")
+                    for p in folder.glob(pattern) if p.is_file()})
+    digest = hashlib.sha256()
+    for name in names:
+        stat = (folder / name).stat()
+        key = (str((folder / name).resolve()), stat.st_size, stat.st_mtime_ns)
+        if key not in _WEIGHTS_HASHES:
+            file_digest = hashlib.sha256()
+            with open(folder / name, "rb") as fh:
+                for chunk in iter(lambda fh=fh: fh.read(1 << 24), b""):
+                    file_digest.update(chunk)
+            _WEIGHTS_HASHES[key] = file_digest.hexdigest()
+        digest.update(f"{name}:{_WEIGHTS_HASHES[key]}\n".encode())
+    return digest.hexdigest()
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """The ``config.json`` of a model folder, as a dict.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        A local model folder.
+
+    Returns
+    -------
+    dict
+        The parsed JSON object.
+
+    Raises
+    ------
+    CheckpointError
+        When ``config.json`` is missing (the message lists the files found), is not valid
+        UTF-8 JSON, or does not hold a JSON object.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> from dask_classify.model import CheckpointError, read_config
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> try:
+    ...     read_config(folder)
+    ... except CheckpointError as err:
+    ...     print(str(err).endswith("config.json is missing (found: [])"))
+    True
+    >>> _ = (folder / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    >>> read_config(folder)
+    {'model_type': 'bert'}
+    """
+    cfg_path = folder / "config.json"
+    if not cfg_path.is_file():
+        present = sorted(p.name for p in folder.iterdir())[:20]
+        raise CheckpointError(
+            f"{folder} is not a model folder: config.json is missing (found: {present})"
+        )
+    try:
+        config = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{cfg_path} is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{cfg_path} must hold a JSON object")
+    return config
+
+
+def _check_label_ids(folder: Path, id2label: dict[Any, Any]) -> None:
+    try:
+        ids = sorted(int(k) for k in id2label)
+    except (TypeError, ValueError):
+        raise CheckpointError(f"{folder}/config.json id2label keys must be integers") from None
+    if ids != list(range(len(ids))):
+        raise CheckpointError(f"{folder}/config.json id2label keys must be 0..{len(ids) - 1}")
+
+
+def model_info_for(identifier: str | os.PathLike, cache_dir: str | None = None, *,
+                   revision: str | None = None, token: str | bool | None = None,
+                   local_files_only: bool = False) -> ModelInfo:
+    """:func:`model_info` for a folder or hub id, fetching only ``config.json`` from the hub.
+
+    Parameters
+    ----------
+    identifier : str or path-like
+        A model folder or a hub id.
+    cache_dir : str, optional
+        Hugging Face cache folder for hub ids.
+
+    Returns
+    -------
+    ModelInfo
+        The checkpoint's kind, labels and limits; the weights are not read or downloaded.
+
+    Raises
+    ------
+    CheckpointError
+        As :func:`resolve_model_dir` and :func:`model_info`.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> from dask_classify.model import model_info_for
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "config.json").write_text(json.dumps(
+    ...     {"base_model": "microsoft/deberta-v3-base", "id2label": {"0": "Low", "1": "High"}}))
+    >>> model_info_for(folder).labels
+    ['Low', 'High']
+    >>> sorted(model_info_for("nvidia/quality-classifier-deberta").labels)  # doctest: +SKIP
+    ['High', 'Low', 'Medium']
+    """
+    path = Path(identifier).expanduser()
+    if path.is_dir():
+        return model_info(path)
+    try:
+        from huggingface_hub import hf_hub_download
+
+        cfg = Path(hf_hub_download(str(identifier), "config.json", cache_dir=cache_dir,
+                                   revision=revision, token=token,
+                                   local_files_only=local_files_only))
+    except Exception:
+        # Same resolution (and the same error message) as the workers will use.
+        return model_info(resolve_model_dir(identifier, cache_dir, revision=revision,
+                                            token=token, local_files_only=local_files_only))
+    return model_info(cfg.parent)
+
+
+def model_info(folder: Path) -> ModelInfo:
+    """Describe the checkpoint in ``folder`` (reads only ``config.json``).
+
+    A config with ``base_model`` or ``backbone_config`` is NVIDIA's format (``kind="deberta"``);
+    one with ``model_type`` or ``architectures`` is a plain transformers classifier
+    (``kind="hf"``), a regression model when ``problem_type`` is ``"regression"`` or it has one
+    label.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        A local model folder.
+
+    Returns
+    -------
+    ModelInfo
+        Kind, labels (``LABEL_<i>`` when a transformers config names none), regression flag and
+        position limit.
+
+    Raises
+    ------
+    CheckpointError
+        A missing or invalid ``config.json``, a missing or empty ``id2label`` in NVIDIA's format,
+        label ids that are not ``0 .. n - 1``, or a config of neither format.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> from dask_classify.model import model_info
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "config.json").write_text(json.dumps(
+    ...     {"model_type": "bert", "problem_type": "regression", "id2label": {"0": "score"}}))
+    >>> info = model_info(folder)
+    >>> info.kind, info.regression, info.labels
+    ('hf', True, ['score'])
+    """
+    config = read_config(folder)
+    if "base_model" in config or "backbone_config" in config:
+        if not isinstance(config.get("id2label"), dict) or not config["id2label"]:
+            raise CheckpointError(f"{folder}/config.json has no 'id2label' mapping")
+        _check_label_ids(folder, config["id2label"])
+        backbone = config.get("backbone_config") or {}
+        return ModelInfo(
+            kind="deberta",
+            id2label={int(k): str(v) for k, v in config["id2label"].items()},
+            max_position_embeddings=backbone.get("max_position_embeddings"),
+            config=config,
+        )
+    if "model_type" in config or "architectures" in config:
+        num_labels = len(config.get("id2label") or {}) or int(config.get("num_labels", 2))
+        id2label = {int(k): str(v) for k, v in (config.get("id2label") or {}).items()}
+        if not id2label:
+            id2label = {i: f"LABEL_{i}" for i in range(num_labels)}
+        return ModelInfo(
+            kind="hf",
+            id2label=id2label,
+            regression=config.get("problem_type") == "regression" or num_labels == 1,
+            max_position_embeddings=config.get("max_position_embeddings"),
+            config=config,
+        )
+    raise CheckpointError(
+        f"{folder}/config.json is neither an NVIDIA-style classifier config (no 'base_model') "
+        "nor a transformers config (no 'model_type')"
+    )

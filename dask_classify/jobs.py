@@ -1,0 +1,580 @@
+"""``classify_files``: classify folders of shards, on any filesystem, into an output folder.
+
+One call is one job. Its inputs are discovered once (:mod:`dask_classify.discovery`), every
+file is cut into units (:mod:`dask_classify.readers`), and all units of all files become tasks
+of one Dask graph: each reads its unit, runs the classifiers on it
+(:func:`dask_classify.pipeline.classify_partition`) and writes it as one part file
+(:mod:`dask_classify.writers`), so every worker stays busy however the rows are spread over
+files. Parts are recorded in the output's manifest (:mod:`dask_classify.manifest`) as they
+finish: a job killed mid-run redoes only the parts it had not finished, and a rerun skips only
+what is truly done (same input, same model and options).
+
+Layout of the output folder::
+
+    OUT/_manifest.json                 the job's record (fingerprints, parts, counts)
+    OUT/_summary.json                  the last run's totals
+    OUT/<input path>.<fmt>/part.NNNNN.<fmt>   one part per unit of the input, in input order
+    OUT/<input path>.<fmt>/_SUCCESS    written when every part of the input is there
+
+Names starting with ``_`` or ``.`` are skipped by pandas, pyarrow and Dask, so
+``pd.read_parquet("OUT")`` or ``pd.read_parquet("OUT/<input>.parquet")`` read the rows back as
+one data set (every Parquet part of an output has the same schema).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from dask_classify.discovery import Source, discover, output_name
+from dask_classify.errors import UsageError, UserError
+from dask_classify.manifest import (
+    SUCCESS,
+    SUMMARY,
+    JobLock,
+    Manifest,
+    OutputFolder,
+    job_fingerprint,
+)
+from dask_classify.readers import ON_BAD_LINES, SourceMeta, Unit, parse_blocksize
+from dask_classify.writers import OUTPUT_FORMATS
+
+__all__ = ["JobPlan", "JobSummary", "classify_files"]
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One unit of one input: what one Dask task reads, classifies and writes."""
+
+    source: Source
+    unit: Unit
+    meta: SourceMeta
+    folder: str
+    out_url: str
+    out_options: dict[str, Any]
+    fmt: str
+    schema: Any
+    on_bad_lines: str
+    count_field: str
+    text_field: str
+
+
+def run_unit(task: _Task, classifiers: Sequence[Any]) -> dict[str, Any]:
+    """Read, classify and write one unit; its counts (what the manifest records).
+
+    A unit of a compressed file yields several pieces, each written as its own part, so the
+    stream is never held whole. An error about the input names the file.
+    """
+    try:
+        return _run_unit(task, classifiers)
+    except UserError as exc:  # a column or value of this file: say which file
+        if task.source.url in str(exc):
+            raise
+        raise type(exc)(f"{task.source.url}: {exc}") from exc
+
+
+def _run_unit(task: _Task, classifiers: Sequence[Any]) -> dict[str, Any]:
+    from dask_classify.pipeline import classify_partition
+    from dask_classify.readers import read_unit
+    from dask_classify.writers import label_counts, write_part
+
+    out = OutputFolder(task.out_url, task.out_options)
+    parts: list[str] = []
+    rows_in = rows_out = nulls = 0
+    labels: Counter[str] = Counter()
+    bad: list[tuple] = []
+    drop = [k for k, _ in task.source.partition_values] if task.fmt == "parquet" else []
+    for piece, (frame, stats) in enumerate(read_unit(task.source, task.unit, task.meta,
+                                                     task.on_bad_lines)):
+        number = piece if task.unit.stream else task.unit.index
+        rows_in += len(frame)
+        nulls += int(frame[task.text_field].isna().sum())
+        result = classify_partition(frame, classifiers)
+        name = f"part.{number:05d}.{task.fmt}"
+        write_part(result.drop(columns=drop) if drop else result, out.fs, task.folder, name,
+                   task.fmt, task.schema, where=task.source.url)
+        labels.update(label_counts(result[task.count_field]))
+        rows_out += len(result)
+        bad.append(stats)
+        parts.append(name)
+    return {"input": task.source.url, "unit": task.unit.index, "parts": parts,
+            "rows_in": rows_in, "rows_out": rows_out, "null_text": nulls,
+            "labels": dict(labels), "bad": bad}
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """What a job is about to do, given to a ``client`` callable to choose where it runs.
+
+    Attributes
+    ----------
+    tasks : int
+        Units to classify (each one task).
+    bytes : int
+        Size of the inputs with units to classify (compressed size for compressed files).
+    inputs : int
+        Inputs with work to do.
+    """
+
+    tasks: int
+    bytes: int
+    inputs: int
+
+
+@dataclass
+class JobSummary:
+    """What :func:`classify_files` did.
+
+    Attributes
+    ----------
+    output : str
+        The output folder.
+    inputs : int
+        Input files found.
+    classified, skipped : int
+        Inputs classified (fully or their missing parts) in this run / skipped as done.
+    redone : list of (str, str)
+        Inputs whose earlier output was redone, with the reason.
+    resumed : list of str
+        Inputs whose missing parts were classified (an interrupted earlier run).
+    outputs : dict of str to str
+        Each input's output folder.
+    rows_in, rows_out, null_text, bad_lines_skipped : int
+        Totals over the parts classified in this run.
+    counts : dict of str to [int, int]
+        Rows in and out per input classified in this run.
+    labels : dict of str to int
+        Rows per value of the counted column (the first classifier's label column).
+    bad_lines : list of dask_classify.readers.BadLines
+        Per input with ``on_bad_lines="skip"``.
+    lock_taken_over : str or None
+        The dead job whose lock this job took over.
+    seconds, docs_per_second : float
+        Wall time of the classification and its rate.
+    tasks : int
+        Units run in this job; ``where`` says where (``"in-process"`` or the scheduler).
+    """
+
+    output: str
+    inputs: int = 0
+    classified: int = 0
+    skipped: int = 0
+    redone: list[tuple[str, str]] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
+    outputs: dict[str, str] = field(default_factory=dict)
+    rows_in: int = 0
+    rows_out: int = 0
+    null_text: int = 0
+    bad_lines_skipped: int = 0
+    counts: dict[str, list[int]] = field(default_factory=dict)
+    labels: dict[str, int] = field(default_factory=dict)
+    bad_lines: list[Any] = field(default_factory=list)
+    lock_taken_over: str | None = None
+    seconds: float = 0.0
+    docs_per_second: float | None = None
+    tasks: int = 0
+    where: str = "in-process"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable summary (what ``_summary.json`` holds)."""
+        out = dict(vars(self))
+        out["bad_lines"] = [str(b) for b in self.bad_lines]
+        out["redone"] = [list(r) for r in self.redone]
+        return out
+
+
+class _Progress:
+    """A bar on a terminal; on a pipe or in a log, one line per 10% of the parts."""
+
+    def __init__(self, total: int, stream: Any):
+        self.total, self.stream = max(total, 1), stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.done = 0
+        self.started = time.perf_counter()
+        self.last_draw = 0.0
+        self.last_step = -1
+
+    def update(self, rows: int = 0) -> None:
+        self.done += 1
+        elapsed = time.perf_counter() - self.started
+        fraction = self.done / self.total
+        if self.tty:
+            now = time.perf_counter()
+            if now - self.last_draw >= 0.1 or self.done == self.total:
+                self.last_draw = now
+                bar = "#" * int(40 * fraction)
+                self.stream.write(f"\r[{bar:<40}] {fraction:4.0%} {self.done}/{self.total} parts "
+                                  f"{elapsed:5.1f}s")
+                if self.done == self.total:
+                    self.stream.write("\n")
+                self.stream.flush()
+            return
+        step = int(fraction * 10)
+        if step > self.last_step and (step > 0 or self.done == self.total):
+            self.last_step = step
+            self.stream.write(f"progress: {self.done}/{self.total} parts ({fraction:.0%}) in "
+                              f"{elapsed:.1f} s\n")
+            self.stream.flush()
+
+
+def _refuse_overlap(inputs: Sequence[str], sources: list[Source], out: OutputFolder,
+                    storage_options: dict[str, Any]) -> None:
+    import fsspec
+
+    for pattern in inputs:
+        fs, root = fsspec.core.url_to_fs(str(pattern), **storage_options)
+        protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+        if any(c in root for c in "*?["):
+            continue  # a glob names files: only the check below applies
+        root = root.rstrip("/")
+        if protocol == out.protocol and (out.path == root or out.path.startswith(root + "/")):
+            raise UsageError(f"the output folder {out.url} is, or lies inside, the input "
+                             f"{pattern!r}: choose an output folder outside the inputs")
+    inside = [s.url for s in sources
+              if s.protocol == out.protocol and s.path.startswith(out.path.rstrip("/") + "/")]
+    if inside:
+        raise UsageError(f"input {inside[0]} lies inside the output folder {out.url}: choose an "
+                         "output folder outside the inputs")
+
+
+def _check_model_paths(client: Any, classifiers: Sequence[Any]) -> None:
+    """Fail before any work when a worker cannot see a local model folder (naming it)."""
+    import os
+
+    for clf in classifiers:
+        path = clf.model_identifier
+        if not os.path.isabs(path):
+            continue  # a hub id: each machine downloads it once
+        seen = client.run(os.path.isdir, path)
+        missing = sorted(worker for worker, ok in seen.items() if not ok)
+        if missing:
+            raise UsageError(
+                f"model folder {path} is not visible on worker(s) {', '.join(missing)}: put it "
+                "on a filesystem every worker sees (or copy it there), or pass a hub id")
+
+
+def _resolve_client(client: Any, plan: JobPlan) -> Any:
+    if callable(client) and not hasattr(client, "submit"):
+        return client(plan)
+    if client is not None:
+        return client
+    try:
+        from distributed import default_client
+
+        return default_client()
+    except (ImportError, ValueError):
+        return None
+
+
+def classify_files(
+    inputs: str | Sequence[str],
+    output: str,
+    classifiers: Any,
+    client: Any = None,
+    *,
+    input_format: str | None = None,
+    output_format: str = "parquet",
+    storage_options: dict[str, Any] | None = None,
+    blocksize: str | int | None = "64MiB",
+    partition_rows: int | None = 20_000,
+    on_bad_lines: str = "error",
+    overwrite: bool = False,
+    progress: bool | Any = False,
+    on_start: Callable[[JobSummary, JobPlan], None] | None = None,
+) -> JobSummary:
+    """Classify every row of the input files into ``output``, resumably; returns a summary.
+
+    Parameters
+    ----------
+    inputs : str or sequence of str
+        Files, folders (recursive; ``_*``/``.*`` names and ``.crc`` files ignored; hive
+        ``key=value/`` folders become columns) and globs, as local paths or fsspec URLs
+        (``s3://``, ``gs://``, ``abfs://``, ``hdfs://``, ``memory://``, ``file://``).
+    output : str
+        The output folder (local path or fsspec URL); created if missing.
+    classifiers : DistributedDataClassifier or sequence of them
+        Run in one pass over each unit (see :func:`dask_classify.classify_many`).
+    client : distributed.Client or callable, optional
+        Where the tasks run. None: the current default client if there is one, else this
+        process, one unit after the other. A callable gets the :class:`JobPlan` and returns a
+        client or None (the command line starts a cluster only for work larger than one unit).
+    input_format : {"jsonl", "parquet", "csv", "tsv"}, optional
+        The format of every input; default: from each file's extension.
+    output_format : {"parquet", "jsonl"}, default "parquet"
+    storage_options : dict, optional
+        fsspec options of the filesystems (credentials, ``client_kwargs``/``endpoint_url``).
+    blocksize, partition_rows
+        How inputs are cut into units (see :func:`dask_classify.readers.plan_units`).
+    on_bad_lines : {"error", "skip"}, default "error"
+        A line that cannot be read stops the job with an error naming ``file:line`` (parts
+        already written are kept and recorded), or is skipped and counted.
+    overwrite : bool, default False
+        Redo every input, whatever the manifest says.
+    progress : bool or file-like, default False
+        Report progress (True: on stdout): a bar on a terminal, else a line per 10% of parts.
+    on_start : callable, optional
+        Called with the summary so far (skips, redos) and the plan before the work starts (the
+        command line prints the skips there).
+
+    Returns
+    -------
+    JobSummary
+        Also written to ``<output>/_summary.json``.
+
+    Raises
+    ------
+    UsageError
+        Another live job holds the output folder's lock (named: host, pid, start time), the
+        output folder is or lies inside an input, two inputs would write one output, an output
+        folder exists that this job's manifest does not know (without ``overwrite``), a model
+        folder a worker cannot see, or an invalid option.
+    InputError
+        An input that cannot be read, or a bad line (``on_bad_lines="error"``).
+
+    Examples
+    --------
+    >>> import tempfile, pandas as pd
+    >>> from pathlib import Path
+    >>> from dask_classify import DistributedDataClassifier, classify_files
+    >>> from dask_classify.testing import build_tiny_deberta_checkpoint
+    >>> work = Path(tempfile.mkdtemp())
+    >>> model = build_tiny_deberta_checkpoint(work / "model", ["neg", "pos"], tokenizer="bert",
+    ...                                       texts=["a good film", "a bad film"])
+    >>> _ = (work / "in").mkdir()
+    >>> _ = (work / "in" / "a.jsonl").write_text('{"text": "a good film"}\\n{"text": null}\\n')
+    >>> clf = DistributedDataClassifier(model, label_field="sentiment")
+    >>> summary = classify_files(str(work / "in"), str(work / "out"), clf)
+    >>> summary.rows_in, summary.rows_out, summary.null_text, summary.outputs  # doctest: +ELLIPSIS
+    (2, 2, 1, {'.../in/a.jsonl': '.../out/a.parquet'})
+    >>> list(pd.read_parquet(work / "out").columns)
+    ['text', 'sentiment']
+    >>> classify_files(str(work / "in"), str(work / "out"), clf).skipped  # done: nothing redone
+    1
+    """
+    from dask_classify.classifier import DistributedDataClassifier, classify_many
+    from dask_classify.readers import plan_units, read_meta
+    from dask_classify.writers import output_schema
+
+    classifiers = [classifiers] if isinstance(classifiers, DistributedDataClassifier) \
+        else list(classifiers)
+    if not classifiers:
+        raise UsageError("classify_files needs at least one classifier")
+    if output_format not in OUTPUT_FORMATS:
+        raise UsageError(f"output_format must be one of {OUTPUT_FORMATS}, not {output_format!r}")
+    if on_bad_lines not in ON_BAD_LINES:
+        raise UsageError(f"on_bad_lines must be one of {ON_BAD_LINES}, not {on_bad_lines!r}")
+    size = parse_blocksize(blocksize)
+    if partition_rows is not None and (not isinstance(partition_rows, int) or partition_rows < 1):
+        raise UsageError(f"partition_rows must be a positive integer or None, "
+                         f"not {partition_rows!r}")
+    inputs = [inputs] if isinstance(inputs, str) else [str(i) for i in inputs]
+    options = dict(storage_options or {})
+    stream = sys.stdout if progress is True else (progress or None)
+
+    sources = discover(inputs, options, input_format)
+    out = OutputFolder(output, options)
+    _refuse_overlap(inputs, sources, out, options)
+    targets = {s.url: output_name(s.relative, output_format) for s in sources}
+    clashes = sorted({t for t in targets.values() if list(targets.values()).count(t) > 1})
+    if clashes:
+        raise UsageError(f"several inputs would write the same output {clashes}; classify "
+                         "them into different output folders")
+    count_field = classifiers[0].label_field if classifiers[0].label_field in \
+        classifiers[0].output_fields else classifiers[0].output_fields[0]
+    summary = JobSummary(output=out.url, inputs=len(sources),
+                         outputs={s.url: out.url_of(targets[s.url]) for s in sources})
+    job, description = job_fingerprint(classifiers, {
+        "input_format": input_format, "output_format": output_format,
+        "on_bad_lines": on_bad_lines})
+    plan_key = {"blocksize": size, "partition_rows": partition_rows}
+
+    with JobLock(out) as lock:
+        summary.lock_taken_over = lock.taken_over
+        for temp in out.stale_temporaries():  # a killed writer's leftovers; we hold the lock
+            out.fs.rm(temp)
+        manifest = Manifest.load(out) or Manifest()
+        if overwrite or manifest.job != job:
+            if manifest.job is not None and manifest.job != job and not overwrite:
+                summary.redone += [(url, "the model or the options changed")
+                                   for url in manifest.inputs if url in targets]
+            manifest = Manifest(job, description, {})
+        known = manifest.inputs
+        todo: list[Source] = []
+        for source in sources:
+            entry = known.get(source.url)
+            target = targets[source.url]
+            if entry is not None and entry.get("output") != target:
+                entry = None
+            if entry is not None and (entry.get("fingerprint") != source.fingerprint
+                                      or entry.get("plan") != plan_key):
+                summary.redone.append((source.url, "the input changed"))
+                entry = None
+            if entry is not None and entry.get("complete"):
+                summary.skipped += 1
+                continue
+            if entry is None:
+                if out.exists(target):
+                    if not (overwrite or any(source.url == u for u, _ in summary.redone)):
+                        raise UsageError(
+                            f"{out.url_of(target)} exists but this output folder's manifest "
+                            "does not record it; remove it, choose another output folder, or "
+                            "use --overwrite")
+                    out.remove(target)
+                known[source.url] = {"output": target, "fingerprint": source.fingerprint,
+                                     "plan": plan_key, "format": source.fmt, "parts": {},
+                                     "complete": False}
+            else:
+                summary.resumed.append(source.url)
+            todo.append(source)
+
+        def prepare(source: Source) -> tuple[SourceMeta, list[Unit]]:
+            meta = read_meta(source, on_bad_lines, size)
+            return meta, plan_units(source, blocksize, partition_rows)
+
+        with ThreadPoolExecutor(max_workers=16) as pool:  # object stores: requests overlap
+            prepared = list(pool.map(prepare, todo))
+        tasks: list[_Task] = []
+        checked: dict[tuple, Any] = {}
+        for source, (meta, units) in zip(todo, prepared, strict=True):
+            signature = (tuple(map(str, meta.frame.columns)), tuple(map(str, meta.frame.dtypes)))
+            if signature not in checked:  # validates the classifiers against these columns
+                checked[signature] = classify_many(meta.frame, classifiers)
+            drop = tuple(k for k, _ in source.partition_values) \
+                if output_format == "parquet" else ()
+            schema = (output_schema(checked[signature], meta.sample, _arrow_types(classifiers),
+                                    drop) if output_format == "parquet" else None)
+            entry = known[source.url]
+            entry["units"] = len(units)
+            if out.exists(targets[source.url]):  # resuming: parts finished after the last save
+                _recover_parts(out, targets[source.url], entry, units, output_format)
+            done = set(entry["parts"])
+            tasks += [_Task(source, unit, meta, out.join(targets[source.url]), out.url, options,
+                            output_format, schema, on_bad_lines, count_field,
+                            classifiers[0].text_field)
+                      for unit in units if str(unit.index) not in done]
+        job_plan = JobPlan(len(tasks), sum(t.source.size for t in tasks if t.unit.index == 0),
+                           len(todo))
+        if on_start is not None:
+            on_start(summary, job_plan)
+        manifest.save(out)
+        summary.tasks = len(tasks)
+        started = time.perf_counter()
+        by_url = {s.url: s for s in todo}
+        recorder = _Recorder(out, manifest, summary, by_url, _Progress(len(tasks), stream)
+                             if stream is not None and tasks else None)
+        try:
+            if tasks:
+                runner = _resolve_client(client, job_plan)
+                if runner is None:
+                    for task in tasks:
+                        recorder.record(run_unit(task, classifiers))
+                else:
+                    summary.where = runner.scheduler.address
+                    _check_model_paths(runner, classifiers)
+                    _run_distributed(runner, tasks, classifiers, recorder)
+            for source in todo:  # inputs whose every unit was already recorded
+                recorder.finish_if_complete(source.url)
+        finally:
+            manifest.save(out)
+        summary.classified = len(todo)
+        summary.seconds = round(time.perf_counter() - started, 3)
+        summary.docs_per_second = (round(summary.rows_in / summary.seconds, 1)
+                                   if summary.seconds else None)
+        summary.labels = dict(sorted(summary.labels.items()))
+        out.write_json(SUMMARY, summary.to_dict())
+    return summary
+
+
+def _recover_parts(out: OutputFolder, target: str, entry: dict[str, Any], units: list[Unit],
+                   fmt: str) -> None:
+    """Count as done the parts a killed run finished after its manifest was last saved.
+
+    A part file exists under its final name only once it is complete (renamed into place, or
+    one finished upload), and a changed input or job clears the folder first, so an existing
+    part of a one-part unit is this job's finished work. Stream units (several parts) are
+    redone unless the manifest recorded them.
+    """
+    folder = out.join(target)
+    present = {posixpath.basename(p) for p in out.fs.ls(folder, detail=False)}
+    for unit in units:
+        name = f"part.{unit.index:05d}.{fmt}"
+        if not unit.stream and name in present and str(unit.index) not in entry["parts"]:
+            entry["parts"][str(unit.index)] = {"parts": [name], "recovered": True}
+
+
+def _arrow_types(classifiers: Sequence[Any]) -> dict[str, Any]:
+    types: dict[str, Any] = {}
+    for clf in classifiers:
+        types.update(clf.arrow_types())
+    return types
+
+
+def _run_distributed(client: Any, tasks: list[_Task], classifiers: list[Any],
+                     recorder: _Recorder) -> None:
+    """All units as one batch of tasks; recorded as they finish (any order)."""
+    import dask
+    from distributed import as_completed
+
+    token = dask.base.tokenize(tasks[0].out_url, time.time())
+    [remote] = client.scatter([classifiers], broadcast=True, hash=False)
+    futures = client.map(run_unit, tasks, classifiers=remote, pure=False,
+                         key=[f"classify-unit-{token}-{i}" for i in range(len(tasks))])
+    try:
+        for future in as_completed(futures):
+            recorder.record(future.result())
+    except BaseException:
+        client.cancel(futures)
+        raise
+
+
+class _Recorder:
+    """Puts finished units into the manifest (saved every few seconds) and the summary."""
+
+    def __init__(self, out: OutputFolder, manifest: Manifest, summary: JobSummary,
+                 sources: dict[str, Source], progress: _Progress | None):
+        self.out, self.manifest, self.summary = out, manifest, summary
+        self.sources, self.progress = sources, progress
+        self.saved = time.perf_counter()
+        self.bad: dict[str, list[tuple]] = {}
+
+    def record(self, result: dict[str, Any]) -> None:
+        url = result["input"]
+        entry = self.manifest.inputs[url]
+        entry["parts"][str(result["unit"])] = {
+            k: result[k] for k in ("parts", "rows_in", "rows_out", "null_text", "labels")}
+        self.bad.setdefault(url, []).extend(result["bad"])
+        s = self.summary
+        s.rows_in += result["rows_in"]
+        s.rows_out += result["rows_out"]
+        s.null_text += result["null_text"]
+        counts = s.counts.setdefault(url, [0, 0])
+        counts[0] += result["rows_in"]
+        counts[1] += result["rows_out"]
+        s.bad_lines_skipped += sum(n for n, _ in result["bad"])
+        for label, count in result["labels"].items():
+            s.labels[label] = s.labels.get(label, 0) + count
+        if self.progress is not None:
+            self.progress.update(result["rows_in"])
+        self.finish_if_complete(url)
+        if time.perf_counter() - self.saved > 1.0:
+            self.manifest.save(self.out)
+            self.saved = time.perf_counter()
+
+    def finish_if_complete(self, url: str) -> None:
+        from dask_classify.readers import summarize_bad_lines
+
+        entry = self.manifest.inputs[url]
+        if entry.get("complete") or len(entry["parts"]) < entry.get("units", 1 << 62):
+            return
+        self.out.fs.touch(posixpath.join(self.out.join(entry["output"]), SUCCESS))
+        entry["complete"] = True
+        if url in self.bad:
+            report = summarize_bad_lines(self.sources[url], self.bad[url])
+            entry["bad_lines_skipped"] = report.count
+            self.summary.bad_lines.append(report)
