@@ -467,7 +467,8 @@ def classify_files(
         started = time.perf_counter()
         by_url = {s.url: s for s in todo}
         recorder = _Recorder(out, manifest, summary, by_url, _Progress(len(tasks), stream)
-                             if stream is not None and tasks else None)
+                             if stream is not None and tasks else None,
+                             report_bad_lines=on_bad_lines == "skip")
         try:
             if tasks:
                 runner = _resolve_client(client, job_plan)
@@ -537,9 +538,11 @@ class _Recorder:
     """Puts finished units into the manifest (saved every few seconds) and the summary."""
 
     def __init__(self, out: OutputFolder, manifest: Manifest, summary: JobSummary,
-                 sources: dict[str, Source], progress: _Progress | None):
+                 sources: dict[str, Source], progress: _Progress | None,
+                 report_bad_lines: bool):
         self.out, self.manifest, self.summary = out, manifest, summary
         self.sources, self.progress = sources, progress
+        self.report_bad_lines = report_bad_lines
         self.saved = time.perf_counter()
         self.bad: dict[str, list[tuple]] = {}
 
@@ -574,7 +577,7 @@ class _Recorder:
             return
         self.out.fs.touch(posixpath.join(self.out.join(entry["output"]), SUCCESS))
         entry["complete"] = True
-        if url in self.bad:
+        if url in self.bad and self.report_bad_lines:
             report = summarize_bad_lines(self.sources[url], self.bad[url])
             entry["bad_lines_skipped"] = report.count
             self.summary.bad_lines.append(report)

@@ -17,6 +17,8 @@ def pytest_collection_modifyitems(config, items):
     notebooks = [item for item in items if str(item.fspath).endswith(".ipynb")]
     if not notebooks:
         return
+    for item in notebooks:  # each starts a kernel and a cluster: the full suite runs them
+        item.add_marker(pytest.mark.slow)
     from dask_classify.backend import gpu_available
 
     if not gpu_available():

@@ -62,6 +62,7 @@ def mixed_reference(deberta_ckpt, mixed_texts):
 
 @pytest.mark.parametrize(("padding_side", "max_batch_tokens"),
                          [("right", "auto"), ("left", None), ("right", 500)])
+@pytest.mark.slow
 def test_batched_equals_unbatched_on_real_text(deberta_ckpt, mixed_texts, mixed_reference,
                                                padding_side, max_batch_tokens):
     max_len = 256
@@ -331,6 +332,7 @@ def test_classify_many_equals_chained_classifiers_and_tokenizes_once(deberta_ckp
         classify_many(ddf, [a, DistributedDataClassifier(bert_ckpt, label_field="a")])
 
 
+@pytest.mark.slow
 def test_partitions_run_in_chunks_with_the_same_results(deberta_ckpt, bert_ckpt, mixed_texts,
                                                          mixed_reference, monkeypatch):
     import dask_classify.pipeline as pipeline

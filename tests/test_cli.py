@@ -14,7 +14,8 @@ import pytest
 from dask_classify import DistributedDataClassifier
 from dask_classify.cli import main
 
-FAST = ["--no-progress", "--dashboard-address", "none"]
+# one in-process worker: clusters of worker processes are tested in test_cluster/test_reliability
+FAST = ["--no-progress", "--dashboard-address", "none", "--n-workers", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +182,7 @@ def test_convert_command(tmp_path, data_dir, capsys):
                  "--target", str(tmp_path / "x")]) == 2
 
 
+@pytest.mark.slow
 def test_train_then_evaluate_commands(tmp_path, data_dir, capsys):
     from dask_classify.testing import build_tiny_encoder, default_corpus
 
@@ -211,3 +213,84 @@ def test_train_then_evaluate_commands(tmp_path, data_dir, capsys):
     assert "model.datset" in capsys.readouterr().err
     assert main(["train", "--print-config", "trainer.max_epochs=7"]) == 0
     assert "max_epochs: 7" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- exit statuses
+def test_our_bugs_exit_1_with_a_traceback_and_user_errors_exit_2_in_one_line(
+        tmp_path, frame, bert_ckpt, capsys, monkeypatch):
+    import dask_classify.jobs as jobs
+
+    src = _write(frame, tmp_path / "d.jsonl", "jsonl")
+    args = ["classify", str(src), "--model", str(bert_ckpt), "--output", str(tmp_path / "o"),
+            *FAST]
+    for bug in (TypeError("unsupported operand"), KeyError("preds"),
+                UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")):
+        def broken(*args, bug=bug, **kwargs):
+            raise bug
+
+        monkeypatch.setattr(jobs, "classify_files", broken)
+        assert main(args) == 1  # never disguised as a usage error
+        err = capsys.readouterr().err
+        assert "Traceback (most recent call last)" in err
+        assert f"internal error ({type(bug).__name__}): this is a bug" in err
+    monkeypatch.undo()
+    bad = ["classify", str(src), "--model", str(bert_ckpt), "--output", str(tmp_path / "o"),
+           "--text-field", "nope", *FAST]
+    assert main(bad) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert main([*bad, "--debug"]) == 2  # --debug: the same error with its traceback
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert err.strip().endswith("text column 'nope' is not in the DataFrame; columns: "
+                                "['id', 'text']")
+
+
+def test_train_without_the_train_extra_names_the_extra(tmp_path):
+    code = ("import sys; sys.modules['torchmetrics'] = None; sys.modules['lightning'] = None\n"
+            "from dask_classify.cli import main\n"
+            "sys.exit(main(['train', '--print-config']))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "dask-classify train: error: training and evaluation (dask_classify.train) needs the "
+        "[train] extra (No module named 'lightning'): pip install 'dask_classify[train]'"]
+
+
+# ----------------------------------------------------------------------------- progress
+def test_progress_is_a_bar_on_a_terminal_and_lines_in_a_log():
+    import io
+
+    from dask_classify.jobs import _Progress
+
+    log = io.StringIO()
+    progress = _Progress(40, log)
+    for _ in range(40):
+        progress.update()
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and len(lines) == 10  # one line per 10%
+    assert lines[0].startswith("progress: 4/40 parts (10%)")
+    assert lines[-1].startswith("progress: 40/40 parts (100%)")
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty = Terminal()
+    progress = _Progress(3, tty)
+    for _ in range(3):
+        progress.update()
+    assert tty.getvalue().startswith("\r[") and tty.getvalue().endswith("\n")
+    assert "3/3 parts" in tty.getvalue()
+
+
+def test_a_one_part_input_runs_in_this_process(tmp_path, frame, bert_ckpt, capsys):
+    src = _write(frame, tmp_path / "d.jsonl", "jsonl")
+    assert main(["classify", str(src), "--model", str(bert_ckpt), "--output",
+                 str(tmp_path / "o")]) == 0
+    printed = capsys.readouterr().out
+    assert "dashboard" not in printed  # no cluster was started for one part
+    summary = json.loads((tmp_path / "o" / "_summary.json").read_text())
+    assert summary["where"] == "in-process" and summary["tasks"] == 1
+    assert "progress: 1/1 parts (100%)" in printed  # a pipe, not a terminal: a plain line

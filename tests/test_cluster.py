@@ -31,6 +31,7 @@ def test_backend_resolution_without_gpu():
         resolve_backend("tpu")
 
 
+@pytest.mark.slow
 def test_local_cluster_with_two_worker_processes(deberta_ckpt, ag_news_texts):
     texts = ag_news_texts[:400]
     df = pd.DataFrame({"text": texts}, index=np.arange(400)[::-1])
@@ -54,6 +55,7 @@ def test_local_cluster_with_two_worker_processes(deberta_ckpt, ag_news_texts):
     assert set(envs.values()) == {share} and set(trims.values()) == {None}
 
 
+@pytest.mark.slow
 def test_get_client_default_layout_and_reuse():
     from distributed.deploy.utils import nprocesses_nthreads
 
@@ -76,6 +78,7 @@ def test_get_client_default_layout_and_reuse():
         client.cluster.close()
 
 
+@pytest.mark.slow
 def test_process_workers_leave_this_process_environment_alone(deberta_ckpt, monkeypatch):
     # distributed's nannies write OMP_NUM_THREADS=<share> into the parent's os.environ; left
     # there, this process's own classification ran on one torch thread

@@ -27,7 +27,8 @@ def read_input(path, *args, **kwargs):
 def read_dataframe(path, *args, **kwargs):
     return read_input(path, *args, **kwargs).frame
 
-FAST = ["--no-progress", "--dashboard-address", "none"]
+# one in-process worker: clusters of worker processes are tested in test_cluster/test_reliability
+FAST = ["--no-progress", "--dashboard-address", "none", "--n-workers", "1"]
 
 UNICODE = [
     "😀🎉 great fun, really",

@@ -86,6 +86,7 @@ def test_invariants_hold_for_random_frames(bert_ckpt, reference_model, texts, np
     assert got == _reference_labels(reference_model, texts)
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_job_loses_no_row(deberta_ckpt, ag_news_texts):
     """SIGKILL one worker process while partitions are being classified."""
     texts = ag_news_texts + ag_news_texts[:500]  # 3,000 rows
@@ -144,6 +145,7 @@ def test_two_jobs_with_different_models_at_once(deberta_ckpt, bert_ckpt, ag_news
     assert ra["preds"].tolist() != rb["preds"].tolist()  # really two different models
 
 
+@pytest.mark.slow
 def test_cli_killed_mid_write_then_rerun_gives_complete_output(tmp_path, bert_ckpt,
                                                                ag_news_texts):
     import subprocess

@@ -253,6 +253,7 @@ def test_bad_data_file_fails_before_training(tmp_path, encoder, sst2):
 
 
 # ------------------------------------------------------------------------------ training
+@pytest.mark.slow
 def test_training_lowers_the_loss(trained):
     losses = [row["train_loss"] for row in trained.history]
     assert [row["epoch"] for row in trained.history] == [0, 1, 2, 3]
@@ -266,6 +267,7 @@ def test_training_lowers_the_loss(trained):
     assert "negative (label_id: 0)" in table and "weighted avg" in table
 
 
+@pytest.mark.slow
 def test_output_folder_layout(trained):
     exp = trained.exp_dir
     assert (exp / "config.yaml").is_file()
@@ -286,6 +288,7 @@ def test_output_folder_layout(trained):
     assert load_tokenizer(trained.best_model).model_max_length == 512
 
 
+@pytest.mark.slow
 def test_best_model_classifies_like_the_model_in_memory(trained, dev_frame):
     texts = dev_frame["sentence"].tolist()[200:500]  # not the validation rows
     expected = predict_probabilities(trained.model, trained.tokenizer, texts, MAX_LEN)
@@ -299,6 +302,7 @@ def test_best_model_classifies_like_the_model_in_memory(trained, dev_frame):
     assert len(set(out["label"])) == 2  # a trained model, not a constant
 
 
+@pytest.mark.slow
 def test_num_output_layers_2_round_trips(encoder, sst2, tmp_path, dev_frame):
     result = train(None, _overrides(encoder, sst2["train"], tmp_path / "exp",
                                     "model.train_ds.num_samples=96", "trainer.max_epochs=1",
@@ -321,6 +325,7 @@ def test_num_output_layers_2_round_trips(encoder, sst2, tmp_path, dev_frame):
         float((expected.argmax(1) == truth).mean()))
 
 
+@pytest.mark.slow
 def test_resume_from_checkpoint_continues_the_epochs(encoder, sst2, tmp_path):
     exp_dir = tmp_path / "exp"
     common = _overrides(encoder, sst2["train"], exp_dir, "model.train_ds.num_samples=64",
@@ -341,6 +346,7 @@ def test_resume_from_checkpoint_continues_the_epochs(encoder, sst2, tmp_path):
         train(None, [*common, f"exp_manager.resume_from_checkpoint={tmp_path / 'nope.ckpt'}"])
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_weights(encoder, sst2, tmp_path):
     def run(name: str, seed: int) -> dict[str, torch.Tensor]:
         result = train(None, _overrides(encoder, sst2["train"], tmp_path / name,
@@ -356,6 +362,7 @@ def test_same_seed_gives_identical_weights(encoder, sst2, tmp_path):
 
 
 # ------------------------------------------------------------------------------ evaluation
+@pytest.mark.slow
 def test_evaluate_writes_reports_and_counts_right(trained, dev_frame, tmp_path):
     rows = dev_frame.iloc[200:500]
     data = _write(tmp_path / "eval.tsv", list(zip(rows["sentence"], rows["label"],
