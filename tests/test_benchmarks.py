@@ -97,104 +97,56 @@ def scaling_run(bench, work_dir, tmp_path_factory) -> tuple[dict, Path]:
 
 
 def test_bench_classify_quick(classify_run):
+    """The checks that would catch a wrong headline number or a broken file."""
     payload, out = classify_run
     written = json.loads((out / "classify.json").read_text(encoding="utf-8"))
     assert written["models"].keys() == payload["models"].keys() == {"tiny"}
-    assert _is_png(out / "classify.png")
-
-    assert written["machine"]["cores"] >= 1 and written["machine"]["torch"]
-    assert written["matmul_peak"]["gflops_best"] > 0
+    assert _is_png(out / "classify.png") and (out / "classify.md").stat().st_size > 0
     assert written["corpus"]["rows"] == 200
     assert set(written["corpus"]["by_source"]) == {"imdb", "ag_news", "sst2"}
 
     tiny = written["models"]["tiny"]
     assert tiny["hf_export_max_abs_prob_diff"] < 1e-5  # the HF twin is the same model
-    assert tiny["tokens"]["total"] > 200 and tiny["tokens"]["max"] <= 64
     runs = tiny["runs"]
     assert set(runs) == {"dask_classifier", "dask_classifier_auto", "pipeline_sorted",
                          "pipeline_unsorted", "dask_classifier_int8", "dask_classifier_nvidia"}
     for name, run in runs.items():
         assert run["docs_per_s"] > 0 and run["tokens_per_s"] > run["docs_per_s"], name
-        assert run["rss_peak_mb"] > 0, name
     # fp32: the HF pipeline (both orders) and the NVIDIA-format twin agree with us exactly
     assert tiny["labels_agree_fp32"] == 1.0
     for name in ("dask_classifier_auto", "pipeline_sorted", "pipeline_unsorted",
                  "dask_classifier_nvidia"):
         assert runs[name]["label_agreement_with_dask_classifier"] == 1.0
-    assert tiny["ratios"]["auto_vs_dask_classifier"] > 0
-    int8 = runs["dask_classifier_int8"]
-    assert int8["fp32_reference"] == "dask_classifier_nvidia"
-    assert 0.5 <= int8["label_agreement_with_fp32"] <= 1.0
+    assert 0.5 <= runs["dask_classifier_int8"]["label_agreement_with_fp32"] <= 1.0
     assert len(tiny["label_counts"]) == 2  # the calibrated random head uses both labels
 
     split = tiny["time_split"]
-    assert split["model_s"] > 0 and split["tokenize_s"] > 0
     shares = split["tokenize_share"] + split["model_share"] + split["other_share"]
-    assert shares == pytest.approx(1.0, abs=1e-3)
-    # Dask's own cost: an in-process worker on the same cores against direct calls, interleaved
+    assert split["model_s"] > 0 and shares == pytest.approx(1.0, abs=1e-3)
+    # the headline ratios are medians of back-to-back pairs (drift between pairs cancels)
     overhead = split["dask_overhead"]
-    assert overhead["reps"] == 2 and len(overhead["direct_walls_s"]) == 2
     (layout,) = overhead["layouts"]
-    assert layout["n_workers"] == 1 and layout["processes"] is False
-    assert len(layout["walls_s"]) == 2 and layout["wall_s_median"] > 0
-    # the overhead is the median of the back-to-back pairs' ratios (drift between pairs cancels)
     pairs = [d / w for d, w in zip(overhead["direct_walls_s"], layout["walls_s"], strict=True)]
     assert layout["vs_direct_paired"] == pytest.approx(float(np.median(pairs)), rel=1e-2)
-    assert split["dask_overhead_frac"] == pytest.approx(1 / layout["vs_direct_paired"] - 1,
-                                                        abs=2e-3)
-    assert overhead["dask_overhead_frac_of_medians"] == pytest.approx(
-        1 / layout["vs_direct"] - 1, abs=2e-3)
-    assert split["dask_overhead_s"] == pytest.approx(
-        split["dask_overhead_frac"] * split["in_process_s"], abs=2e-3)
-    assert split["default_cluster_vs_in_process"] == pytest.approx(
-        split["in_process_s"] / split["dask_wall_s"], rel=1e-2)
-    # back to back against the sorted pipeline: the paired ratios, and a target checked on them
     h2h = tiny["head_to_head"]
-    assert h2h["rows"] == 200 and h2h["reps"] == 2
-    assert set(h2h["walls_s"]) == {"dask_classifier", "dask_classifier_auto", "pipeline_sorted"}
     pairs = [p / w for p, w in zip(h2h["walls_s"]["pipeline_sorted"],
                                    h2h["walls_s"]["dask_classifier"], strict=True)]
     assert h2h["dask_classifier_vs_pipeline_sorted_paired"] == pytest.approx(
         float(np.median(pairs)), rel=1e-2)
-    assert written["targets"]["tiny.dask_classifier_vs_pipeline_sorted_back_to_back"]["value"] \
-        == h2h["dask_classifier_vs_pipeline_sorted_paired"]
     # the package's DeBERTa attention against transformers': same labels, outputs to rounding
     attention = tiny["attention"]
-    assert attention["rows"] == 200 and attention["reps"] == 2
-    assert attention["threads"] == written["machine"]["cores"]
     assert attention["same_labels"] == 1.0 and attention["max_abs_output_diff"] < 1e-4
-    assert all(len(w) == 2 for w in attention["walls_s"].values())
-    assert attention["speedup"] == pytest.approx(
-        attention["docs_per_s"]["dask_classify"] / attention["docs_per_s"]["transformers"],
-        rel=0.02)
-    assert "DeBERTa attention" in (out / "classify.md").read_text(encoding="utf-8")
     flops = tiny["flops"]
     assert flops["flop_fit_check_rel_err"] < 1e-6
-    assert flops["flops_counted_per_width"] is True  # the fast DeBERTa forward's own FLOPs
-    # the tiny model's Linear shapes: 64x64 (q, k, v, out), 64x128, 128x64, the 64x2 head
-    shapes = {(s["in"], s["out"]): s for s in flops["linear_shapes"]["shapes"]}
-    assert {(64, 64), (64, 128), (128, 64)} <= set(shapes) and shapes[(64, 64)]["layers"] >= 8
-    assert all(s["gflops"] > 0 for s in shapes.values())
-    # the share is of this run's peak (a 512 x 512 product at --quick, so it can exceed 1)
-    assert flops["linear_shapes_fraction_of_peak"] == pytest.approx(
-        flops["linear_shapes"]["gflops"] / written["matmul_peak"]["gflops_best"], rel=1e-2)
     assert 0 < flops["fraction_of_peak"] < 2  # sane: cannot be far above the matmul peak
     assert 0 < flops["padding_efficiency"] <= 1
     assert flops["pipeline_unsorted_padding_efficiency"] <= flops["padding_efficiency"]
-    for value in tiny["ratios"].values():
-        assert value > 0
-    targets = written["targets"]
-    assert {"tiny.speedup_vs_pipeline_unsorted", "tiny.dask_overhead",
-            "tiny.fraction_of_matmul_peak", "tiny.int8_speedup"} <= set(targets)
-    assert all(isinstance(t["met"], bool) for t in targets.values())
+    assert all(isinstance(t["met"], bool) for t in written["targets"].values())
     # the sweeps: every batching rule on both corpora; every CPU layout, the default first
-    batching = written["sweep"]["batching"]["tiny"]
-    assert set(batching) == {"mixed", "ag_news"}
+    assert set(written["sweep"]["batching"]["tiny"]) == {"mixed", "ag_news"}
     clusters = written["sweep"]["clusters"]
     names = [c["layout"] for c in clusters["layouts"]]
     assert len(names) == 5 and names[0].startswith("get_client() default")
-    assert all(c["docs_per_s"] > 0 and len(c["walls_s"]) == 1 for c in clusters["layouts"])
-    assert clusters["direct_docs_per_s"] > 0
 
 
 def test_bench_scaling_quick(scaling_run):
