@@ -33,6 +33,7 @@ _EXPORTS = {
     "FineWebEduClassifier": "dask_classify.classifiers",
     "FineWebMixtralEduClassifier": "dask_classify.classifiers",
     "FineWebNemotronEduClassifier": "dask_classify.classifiers",
+    "PromptTaskComplexityClassifier": "dask_classify.classifiers",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -42,6 +42,9 @@ __all__ = [
     "CheckpointError",
     "Deberta",
     "HFSequenceClassifier",
+    "backbone_config",
+    "config_for",
+    "load_weights",
     "ModelInfo",
     "load_model",
     "load_tokenizer",
@@ -174,7 +177,27 @@ def position_limit(config: dict[str, Any]) -> int | None:
     return rows if model_type in _ABSOLUTE_POSITIONS else None
 
 
-def _backbone_config(config: dict[str, Any], cache_dir: str | None = None) -> PretrainedConfig:
+def backbone_config(config: dict[str, Any], cache_dir: str | None = None) -> PretrainedConfig:
+    """The backbone's transformers config named by a checkpoint's ``config.json``.
+
+    ``backbone_config`` (the backbone's config embedded as a dict, written by our trainer) when
+    present, else the config of ``base_model`` (a hub id or a folder; nothing but its
+    ``config.json`` is read). NVIDIA's published checkpoints name ``base_model``.
+
+    Raises
+    ------
+    CheckpointError
+        Neither key, an embedded config without ``model_type``, or a ``base_model`` whose config
+        cannot be loaded.
+
+    Examples
+    --------
+    >>> from dask_classify.model import backbone_config
+    >>> from dask_classify.testing import tiny_backbone_config
+    >>> cfg = backbone_config({"backbone_config": tiny_backbone_config("bert", vocab_size=100)})
+    >>> cfg.model_type, cfg.vocab_size
+    ('bert', 100)
+    """
     embedded = config.get("backbone_config")
     if embedded:
         embedded = dict(embedded)
@@ -244,7 +267,7 @@ class Deberta(nn.Module, PyTorchModelHubMixin):
         if not isinstance(config, dict) or "id2label" not in config:
             raise CheckpointError("a Deberta config needs an 'id2label' mapping")
         self.config = dict(config)
-        backbone = _backbone_config(self.config, self.config.get("_cache_dir"))
+        backbone = backbone_config(self.config, self.config.get("_cache_dir"))
         self.model = AutoModel.from_config(backbone)
         hidden = int(backbone.hidden_size if hasattr(backbone, "hidden_size") else backbone.dim)
         dropout = float(self.config.get("fc_dropout", 0.2))
@@ -833,6 +856,51 @@ def load_deberta(folder: Path, cache_dir: str | None = None) -> Deberta:
         config["_cache_dir"] = cache_dir
     model = Deberta(config)
     model.config.pop("_cache_dir", None)
+    return load_weights(model, folder).eval()
+
+
+def load_weights(model: nn.Module, folder: str | os.PathLike) -> nn.Module:
+    """Load the weights in ``folder`` into ``model``, every key matching (strict).
+
+    For classifiers that build their own module (see
+    :meth:`dask_classify.DistributedDataClassifier.build_model`): the keys of
+    ``model.safetensors`` (or a plain weights pickle) must be exactly ``model``'s.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The module, built from the checkpoint's config.
+    folder : str or path-like
+        A local checkpoint folder.
+
+    Returns
+    -------
+    torch.nn.Module
+        ``model``, its weights loaded.
+
+    Raises
+    ------
+    CheckpointError
+        No weights, or weights that do not match (missing, unexpected or mis-shaped keys).
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from safetensors.torch import save_file
+    >>> from dask_classify.model import CheckpointError, load_weights
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> save_file({"weight": torch.ones(2, 3), "bias": torch.zeros(2)},
+    ...           str(folder / "model.safetensors"))
+    >>> float(load_weights(torch.nn.Linear(3, 2), folder).weight.detach().sum())
+    6.0
+    >>> try:
+    ...     load_weights(torch.nn.Linear(3, 4), folder)
+    ... except CheckpointError:
+    ...     print("refused")
+    refused
+    """
+    folder = Path(folder)
     state = _load_state_dict(folder)
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
@@ -844,7 +912,49 @@ def load_deberta(folder: Path, cache_dir: str | None = None) -> Deberta:
             f"weights in {folder} do not match its config: missing keys {missing[:8]}, "
             f"unexpected keys {unexpected[:8]}"
         )
-    return model.eval()
+    return model
+
+
+def config_for(identifier: str | os.PathLike, cache_dir: str | None = None) -> dict[str, Any]:
+    """The ``config.json`` of a folder or hub id, fetching only that file from the hub.
+
+    Parameters
+    ----------
+    identifier : str or path-like
+        A model folder or a hub id.
+    cache_dir : str, optional
+        Hugging Face cache folder for hub ids.
+
+    Returns
+    -------
+    dict
+        The parsed ``config.json``.
+
+    Raises
+    ------
+    CheckpointError
+        As :func:`resolve_model_dir` and :func:`read_config`.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> from dask_classify.model import config_for
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "config.json").write_text(json.dumps({"target_sizes": {"a": 2}}))
+    >>> config_for(folder)
+    {'target_sizes': {'a': 2}}
+    """
+    path = Path(identifier).expanduser()
+    if path.is_dir():
+        return read_config(path)
+    try:
+        from huggingface_hub import hf_hub_download
+
+        cfg = Path(hf_hub_download(str(identifier), "config.json", cache_dir=cache_dir))
+    except Exception:
+        return read_config(resolve_model_dir(identifier, cache_dir))
+    return read_config(cfg.parent)
 
 
 def load_model(

@@ -463,3 +463,94 @@ def build_tiny_hf_checkpoint(folder: str | os.PathLike, labels: Sequence[str] | 
     saved.setdefault("architectures", [type(model).__name__])
     config_path.write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
     return folder
+
+
+#: Task types of the published prompt task and complexity classifier, in id order.
+PROMPT_TASK_TYPES = ["Brainstorming", "Chatbot", "Classification", "Closed QA", "Code Generation",
+                     "Extraction", "Open QA", "Other", "Rewrite", "Summarization",
+                     "Text Generation", "Unknown"]
+
+
+def prompt_complexity_config() -> dict[str, Any]:
+    """A ``config.json`` shaped like ``nvidia/prompt-task-and-complexity-classifier``'s.
+
+    The same keys, head order and sizes, task types, weights and divisors as the published
+    checkpoint's model card describes; no ``base_model`` (the builder adds one).
+
+    Examples
+    --------
+    >>> from dask_classify.testing import prompt_complexity_config
+    >>> cfg = prompt_complexity_config()
+    >>> list(cfg["target_sizes"].values()), cfg["task_type_map"]["4"]
+    ([12, 3, 2, 2, 6, 4, 1, 2], 'Code Generation')
+    """
+    return {
+        "target_sizes": {"task_type": 12, "creativity_scope": 3, "reasoning": 2,
+                         "contextual_knowledge": 2, "number_of_few_shots": 6,
+                         "domain_knowledge": 4, "no_label_reason": 1, "constraint_ct": 2},
+        "task_type_map": {str(i): name for i, name in enumerate(PROMPT_TASK_TYPES)},
+        "weights_map": {"creativity_scope": [2, 1, 0], "reasoning": [0, 1],
+                        "contextual_knowledge": [0, 1], "number_of_few_shots": [0, 1, 2, 3, 4, 5],
+                        "domain_knowledge": [3, 1, 2, 0], "no_label_reason": [0],
+                        "constraint_ct": [1, 0]},
+        "divisor_map": {"creativity_scope": 2, "reasoning": 1, "contextual_knowledge": 1,
+                        "number_of_few_shots": 1, "domain_knowledge": 3, "no_label_reason": 1,
+                        "constraint_ct": 1},
+    }
+
+
+def build_tiny_prompt_complexity_checkpoint(folder: str | os.PathLike,
+                                            texts: Iterable[str] | None = None,
+                                            seed: int = 0) -> Path:
+    """A tiny checkpoint in the published prompt task and complexity format (untrained).
+
+    ``config.json`` names ``base_model`` (here the absolute path of a tiny DeBERTa-v3-style
+    config in ``folder/backbone``, where the published one names ``microsoft/DeBERTa-v3-base``),
+    with :func:`prompt_complexity_config`'s heads; ``model.safetensors`` holds ``backbone.*``
+    and ``head_<i>.fc.*``; the SentencePiece tokenizer sits beside them. Every head is
+    calibrated on ``texts`` so the random model gives varied answers.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        Output folder (created if missing).
+    texts : iterable of str, optional
+        Tokenizer corpus and calibration sample; default :func:`default_corpus`.
+    seed : int, default 0
+        Seed of the weights.
+
+    Returns
+    -------
+    pathlib.Path
+        ``folder``.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from dask_classify.testing import build_tiny_prompt_complexity_checkpoint
+    >>> folder = build_tiny_prompt_complexity_checkpoint(
+    ...     tempfile.mkdtemp(), texts=["write a poem about the sea", "what is two plus two ?"])
+    >>> sorted(json.loads((folder / "config.json").read_text()))
+    ['base_model', 'divisor_map', 'target_sizes', 'task_type_map', 'weights_map']
+    """
+    from safetensors.torch import save_file
+    from transformers import AutoConfig
+
+    from dask_classify.classifiers.prompt_complexity import PromptTaskComplexityModel
+
+    folder = Path(folder)
+    texts = list(texts) if texts is not None else default_corpus(2000)
+    tok = build_tokenizer(folder, "deberta", texts)
+    backbone = tiny_backbone_config("deberta-v2", len(tok), tok.pad_token_id)
+    backbone_dir = (folder / "backbone").resolve()
+    AutoConfig.for_model(**backbone).save_pretrained(str(backbone_dir))
+    config = {"base_model": str(backbone_dir), **prompt_complexity_config()}
+    torch.manual_seed(seed)
+    model = PromptTaskComplexityModel(config).eval()
+    sample = texts[::7] if len(texts) >= 64 else texts
+    for i in range(len(config["target_sizes"])):
+        calibrate_head(model, getattr(model, f"head_{i}").fc, tok, sample, seed + i)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    return folder

@@ -7,6 +7,7 @@ from dask_classify.classifiers.fineweb import (
     FineWebMixtralEduClassifier,
     FineWebNemotronEduClassifier,
 )
+from dask_classify.classifiers.prompt_complexity import PromptTaskComplexityClassifier
 from dask_classify.classifiers.quality import QualityClassifier
 
 __all__ = [
@@ -16,5 +17,6 @@ __all__ = [
     "FineWebMixtralEduClassifier",
     "FineWebNemotronEduClassifier",
     "MultilingualDomainClassifier",
+    "PromptTaskComplexityClassifier",
     "QualityClassifier",
 ]
