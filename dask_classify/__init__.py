@@ -34,6 +34,7 @@ _EXPORTS = {
     "FineWebMixtralEduClassifier": "dask_classify.classifiers",
     "FineWebNemotronEduClassifier": "dask_classify.classifiers",
     "PromptTaskComplexityClassifier": "dask_classify.classifiers",
+    "FineMathClassifier": "dask_classify.classifiers",
 }
 
 __all__ = ["__version__", *_EXPORTS]

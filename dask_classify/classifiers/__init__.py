@@ -2,6 +2,7 @@
 
 from dask_classify.classifiers.content_type import ContentTypeClassifier
 from dask_classify.classifiers.domain import DomainClassifier, MultilingualDomainClassifier
+from dask_classify.classifiers.finemath import FineMathClassifier
 from dask_classify.classifiers.fineweb import (
     FineWebEduClassifier,
     FineWebMixtralEduClassifier,
@@ -13,6 +14,7 @@ from dask_classify.classifiers.quality import QualityClassifier
 __all__ = [
     "ContentTypeClassifier",
     "DomainClassifier",
+    "FineMathClassifier",
     "FineWebEduClassifier",
     "FineWebMixtralEduClassifier",
     "FineWebNemotronEduClassifier",

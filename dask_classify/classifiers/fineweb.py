@@ -15,6 +15,21 @@ from dask_classify.model import ModelInfo
 HIGH, LOW = "high_quality", "low_quality"
 
 
+def require_regression(clf: PublishedClassifier, info: ModelInfo) -> None:
+    """Refuse a checkpoint without a one-output regression head for a score classifier.
+
+    Raises
+    ------
+    UsageError
+        ``info`` is not a regression head with one output.
+    """
+    if not info.regression or len(info.id2label) != 1:
+        raise UsageError(
+            f"{clf.model_identifier!r} is not a regression checkpoint (one output); "
+            f"{type(clf).__name__} needs a model with one regression output"
+        )
+
+
 class FineWebEduClassifier(PublishedClassifier):
     """``HuggingFaceFW/fineweb-edu-classifier``: educational value of a web page, 0 to 5.
 
@@ -108,11 +123,7 @@ class FineWebEduClassifier(PublishedClassifier):
         return [HIGH, LOW]
 
     def validate_model(self, info: ModelInfo) -> None:
-        if not info.regression:
-            raise UsageError(
-                f"{self.model_identifier!r} is not a regression checkpoint (one output); "
-                f"{type(self).__name__} needs a FineWeb-edu style model"
-            )
+        require_regression(self, info)
         super().validate_model(info)
 
     def output_columns(self, outputs: np.ndarray | None, valid: np.ndarray,
