@@ -554,3 +554,132 @@ def build_tiny_prompt_complexity_checkpoint(folder: str | os.PathLike,
     save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     return folder
+
+
+def build_llama_tokenizer(folder: str | os.PathLike, texts: Iterable[str] | None = None,
+                          vocab_size: int = 4000):
+    """Train a LlamaGuard-style tokenizer (SentencePiece BPE, byte fallback) and save it.
+
+    ``<unk>`` is 0, ``<s>`` 1 and ``</s>`` 2 as in Llama 2; no padding token (the classifiers set
+    ``<unk>``, as NeMo Curator does). Needs ``sentencepiece`` and ``protobuf`` to build.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dask_classify.testing import build_llama_tokenizer
+    >>> tok = build_llama_tokenizer(tempfile.mkdtemp(), ["is this prompt safe ?"] * 20)
+    >>> ids = tok("is this safe ?")["input_ids"]
+    >>> ids[0], tok.decode(ids, skip_special_tokens=True), tok.unk_token_id
+    (1, 'is this safe ?', 0)
+    """
+    import sentencepiece as spm
+    from transformers import LlamaTokenizer
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    texts = list(texts) if texts is not None else default_corpus()
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp) / "corpus.txt"
+        corpus.write_text("\n".join(t.replace("\n", " ") for t in texts) + "\n", encoding="utf-8")
+        spm.SentencePieceTrainer.train(
+            input=str(corpus), model_prefix=str(Path(tmp) / "tokenizer"), model_type="bpe",
+            vocab_size=vocab_size, unk_id=0, bos_id=1, eos_id=2, pad_id=-1, byte_fallback=True,
+            hard_vocab_limit=False, character_coverage=1.0, split_digits=True,
+            normalization_rule_name="identity", add_dummy_prefix=True,
+            remove_extra_whitespaces=False, minloglevel=2,
+        )
+        tok = LlamaTokenizer.from_pretrained(tmp, model_max_length=4096, legacy=False)
+        tok.padding_side = "left"
+        tok.save_pretrained(str(folder))
+    return tok
+
+
+def build_tiny_llama_guard(folder: str | os.PathLike, texts: Iterable[str] | None = None,
+                           seed: int = 0) -> dict[str, Path]:
+    """Tiny, random stand-ins for LlamaGuard-7b, the two Aegis adapters and Instruction Data Guard.
+
+    Four folders under ``folder``, in the published formats:
+
+    * ``base``: a 2-layer ``LlamaForCausalLM`` (hidden size 32) and a LlamaGuard-style
+      tokenizer (:func:`build_llama_tokenizer`) trained on ``texts`` and the Aegis prompt;
+    * ``defensive`` and ``permissive``: LoRA adapters (``q_proj``/``v_proj``, random non-zero
+      weights) saved with ``peft``;
+    * ``guard``: an :class:`~dask_classify.classifiers.aegis.InstructionDataGuardNet` with the
+      published layer names and sizes (``config.json`` with ``input_dim``), its last layer
+      calibrated on ``texts`` so scores spread on both sides of 0.5.
+
+    Nothing is trained: answers are random text (Aegis labels come out ``"unknown"``).
+
+    Parameters
+    ----------
+    folder : str or path-like
+        Output folder (created if missing).
+    texts : iterable of str, optional
+        Tokenizer corpus and calibration sample; default :func:`default_corpus`.
+    seed : int, default 0
+        Seed of the weights.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        ``{"base": ..., "defensive": ..., "permissive": ..., "guard": ...}``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dask_classify.testing import build_tiny_llama_guard
+    >>> paths = build_tiny_llama_guard(tempfile.mkdtemp(), ["write a poem", "how are you ?"])
+    >>> sorted(p.name for p in paths["defensive"].iterdir())
+    ['README.md', 'adapter_config.json', 'adapter_model.safetensors']
+    """
+    from peft import LoraConfig, get_peft_model
+    from safetensors.torch import save_file
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from dask_classify.classifiers.aegis import (
+        InstructionDataGuardModel,
+        InstructionDataGuardNet,
+        format_aegis,
+    )
+
+    folder = Path(folder)
+    texts = list(texts) if texts is not None else default_corpus(2000)
+    paths = {name: folder / name for name in ("base", "defensive", "permissive", "guard")}
+    # SentencePiece skips lines over 4,192 bytes: the prompt goes in line by line
+    tok = build_llama_tokenizer(paths["base"], texts + format_aegis("").split("\n") * 5)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+                         max_position_embeddings=4096, bos_token_id=1, eos_token_id=2,
+                         pad_token_id=0, tie_word_embeddings=False)
+    torch.manual_seed(seed)
+    LlamaForCausalLM(config).save_pretrained(str(paths["base"]))
+    adapters = {}
+    for i, name in enumerate(("defensive", "permissive")):
+        torch.manual_seed(seed + 1 + i)
+        base = LlamaForCausalLM.from_pretrained(str(paths["base"]))
+        lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                          init_lora_weights=False, task_type="CAUSAL_LM")
+        adapters[name] = get_peft_model(base, lora).eval()
+        adapters[name].save_pretrained(str(paths[name]))
+    torch.manual_seed(seed + 3)
+    guard = InstructionDataGuardNet(config.hidden_size).eval()
+    calibration = _padded_copy(tok)
+    sample = texts[::7] if len(texts) >= 64 else texts
+    calibrate_head(InstructionDataGuardModel(adapters["defensive"], guard),
+                   guard.hidden_layer_2, calibration, sample, seed)
+    paths["guard"].mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in guard.state_dict().items()},
+              str(paths["guard"] / "model.safetensors"), metadata={"format": "pt"})
+    (paths["guard"] / "config.json").write_text(
+        json.dumps({"input_dim": config.hidden_size, "dropout": 0.7}, indent=2) + "\n",
+        encoding="utf-8")
+    return paths
+
+
+def _padded_copy(tok: Any) -> Any:
+    import copy
+
+    tok = copy.deepcopy(tok)
+    tok.pad_token = tok.unk_token
+    tok.padding_side = "left"
+    return tok

@@ -1,5 +1,6 @@
 """Concrete classifiers: thin subclasses carrying a published model's id and defaults."""
 
+from dask_classify.classifiers.aegis import AegisClassifier, InstructionDataGuardClassifier
 from dask_classify.classifiers.content_type import ContentTypeClassifier
 from dask_classify.classifiers.domain import DomainClassifier, MultilingualDomainClassifier
 from dask_classify.classifiers.finemath import FineMathClassifier
@@ -12,12 +13,14 @@ from dask_classify.classifiers.prompt_complexity import PromptTaskComplexityClas
 from dask_classify.classifiers.quality import QualityClassifier
 
 __all__ = [
+    "AegisClassifier",
     "ContentTypeClassifier",
     "DomainClassifier",
     "FineMathClassifier",
     "FineWebEduClassifier",
     "FineWebMixtralEduClassifier",
     "FineWebNemotronEduClassifier",
+    "InstructionDataGuardClassifier",
     "MultilingualDomainClassifier",
     "PromptTaskComplexityClassifier",
     "QualityClassifier",
