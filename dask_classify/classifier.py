@@ -399,14 +399,19 @@ class DistributedDataClassifier:
             return wanted
         if self._max_seq_length_explicit:
             raise UsageError(self._too_long_message(wanted, limit))
-        _warn_once(f"{self._too_long_message(wanted, limit, asked=False)}; capped to {limit} "
-                   "tokens (longer texts are truncated)")
+        _warn_once(self._capped_message(wanted, limit))
         return limit
 
-    def _too_long_message(self, wanted: int, limit: int, asked: bool = True) -> str:
-        what = f"max_seq_length={wanted}" if asked else f"a token limit of {wanted}"
-        return (f"{what} is more than {self.model_identifier!r} can take: its table of "
-                f"absolute positions holds {limit} tokens")
+    def _too_long_message(self, wanted: int, limit: int) -> str:
+        return (f"max_seq_length={wanted} is more than {self.model_identifier!r} can take: its "
+                f"table of absolute positions holds {limit} tokens")
+
+    def _capped_message(self, wanted: int, limit: int) -> str:
+        where = ("the default max_seq_length" if self.max_seq_length is not None
+                 else "the tokenizer's model_max_length")
+        return (f"{type(self).__name__}: {where} ({wanted}) is more than "
+                f"{self.model_identifier!r} can take (its table of absolute positions holds "
+                f"{limit} tokens); capped to {limit} tokens, longer texts are truncated")
 
     @property
     def labels(self) -> list[str]:
@@ -474,10 +479,7 @@ class DistributedDataClassifier:
         if self.max_seq_length is not None and limit is not None and self.max_seq_length > limit:
             if self._max_seq_length_explicit:
                 raise UsageError(self._too_long_message(self.max_seq_length, limit))
-            _warn_once(f"{type(self).__name__}'s default max_seq_length="
-                       f"{self.max_seq_length} is more than {self.model_identifier!r} can take "
-                       f"(its table of absolute positions holds {limit} tokens); capped to "
-                       f"{limit} tokens (longer texts are truncated)")
+            _warn_once(self._capped_message(self.max_seq_length, limit))
 
     def filter_values(self, info: ModelInfo) -> list[str]:
         """The values ``filter_by`` may name: the labels of the label column (none for a

@@ -30,7 +30,13 @@ CLASSIFIERS = {
     "fineweb-edu": "FineWebEduClassifier",
     "fineweb-mixtral-edu": "FineWebMixtralEduClassifier",
     "fineweb-nemotron-edu": "FineWebNemotronEduClassifier",
+    "finemath": "FineMathClassifier",
+    "prompt-task-complexity": "PromptTaskComplexityClassifier",
+    "aegis": "AegisClassifier",
+    "instruction-data-guard": "InstructionDataGuardClassifier",
 }
+#: Classifiers whose gated base model takes --token.
+TOKEN_CLASSIFIERS = ("aegis", "instruction-data-guard")
 
 
 def _positive_int(text: str) -> int:
@@ -81,6 +87,10 @@ def _classifier_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--classifier", choices=sorted(CLASSIFIERS),
                        help="a published classifier's defaults (columns, lengths, model id)")
     group.add_argument("--cache-dir", metavar="DIR", help="Hugging Face cache for hub ids")
+    group.add_argument("--token", metavar="HF_TOKEN",
+                       help="Hugging Face token for a gated base model (aegis, "
+                            "instruction-data-guard: LlamaGuard-7b); default: HF_TOKEN or the "
+                            "saved login")
     group.add_argument("--text-field", help="text column (default: text)")
     group.add_argument("--label-field", help="label column to add")
     group.add_argument("--score-field", help="also add the probabilities (or score) here")
@@ -227,6 +237,11 @@ def make_classifier(args: argparse.Namespace):
         kwargs["max_batch_tokens"] = args.max_batch_tokens
     if args.trust_remote_code:
         kwargs["trust_remote_code"] = True
+    if getattr(args, "token", None):
+        if args.classifier not in TOKEN_CLASSIFIERS:
+            raise UsageError(f"--token is for the classifiers with a gated base model "
+                             f"({', '.join(TOKEN_CLASSIFIERS)})")
+        kwargs["hf_token"] = args.token
     if args.classifier:
         cls = getattr(dask_classify, CLASSIFIERS[args.classifier])
         return cls(model_identifier=args.model, **kwargs)

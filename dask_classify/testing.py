@@ -394,7 +394,8 @@ def build_tiny_deberta_checkpoint(folder: str | os.PathLike, labels: Sequence[st
 
 def build_tiny_hf_checkpoint(folder: str | os.PathLike, labels: Sequence[str] | None = None,
                              regression: bool = False, tokenizer: str = "bert",
-                             texts: Iterable[str] | None = None, seed: int = 0) -> Path:
+                             texts: Iterable[str] | None = None, seed: int = 0,
+                             problem_type: str | None = None, **overrides: Any) -> Path:
     """A tiny plain ``AutoModelForSequenceClassification`` folder (classification or regression).
 
     With ``regression=True`` the head has one output and ``problem_type="regression"`` (the
@@ -414,6 +415,11 @@ def build_tiny_hf_checkpoint(folder: str | os.PathLike, labels: Sequence[str] | 
         Tokenizer corpus and calibration sample; default ``default_corpus(2000)``.
     seed : int, default 0
         Seed of the weights and the head.
+    problem_type : str, optional
+        ``config.problem_type`` of a classification head (e.g.
+        ``"multi_label_classification"``); regression heads always say ``"regression"``.
+    **overrides
+        Backbone config keys (e.g. ``max_position_embeddings=32``).
 
     Returns
     -------
@@ -438,8 +444,10 @@ def build_tiny_hf_checkpoint(folder: str | os.PathLike, labels: Sequence[str] | 
     texts = list(texts) if texts is not None else default_corpus(2000)
     tok = build_tokenizer(folder, tokenizer, texts)
     model_type = "deberta-v2" if tokenizer == "deberta" else "bert"
-    cfg = tiny_backbone_config(model_type, len(tok), tok.pad_token_id)
+    cfg = tiny_backbone_config(model_type, len(tok), tok.pad_token_id, **overrides)
     cfg.pop("model_type", None)
+    if problem_type is not None and not regression:
+        cfg["problem_type"] = problem_type
     if regression:
         cfg.update(num_labels=1, problem_type="regression", id2label={0: "score"},
                    label2id={"score": 0})
@@ -452,10 +460,11 @@ def build_tiny_hf_checkpoint(folder: str | os.PathLike, labels: Sequence[str] | 
     head = model.classifier if hasattr(model, "classifier") else model.score
     head = head if isinstance(head, torch.nn.Linear) else head.out_proj
     sample = texts[::7] if len(texts) >= 64 else texts
+    length = min(64, int(cfg.get("max_position_embeddings", 64)))
     if regression:  # scores spread over [0, 5] around the 2.5 threshold
-        calibrate_head(model, head, tok, sample, seed, center=2.5, spread=1.5)
+        calibrate_head(model, head, tok, sample, seed, center=2.5, spread=1.5, max_length=length)
     else:
-        calibrate_head(model, head, tok, sample, seed)
+        calibrate_head(model, head, tok, sample, seed, max_length=length)
     model.save_pretrained(str(folder))
     # Make sure the folder does not depend on the saving transformers' defaults for labels.
     config_path = folder / "config.json"
