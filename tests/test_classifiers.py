@@ -126,3 +126,54 @@ def test_fineweb_refuses_a_classification_checkpoint(deberta_ckpt):
     ddf = dd.from_pandas(pd.DataFrame({"text": ["x"]}), npartitions=1)
     with pytest.raises(ValueError, match="not a regression checkpoint"):
         FineWebEduClassifier(model_identifier=str(deberta_ckpt))(ddf)
+
+
+CURATOR_1X = [  # class name, model id, columns (NeMo Curator 1.x defaults)
+    ("QualityClassifier", "nvidia/quality-classifier-deberta", ["quality_pred"]),
+    ("DomainClassifier", "nvidia/domain-classifier", ["domain_pred"]),
+    ("MultilingualDomainClassifier", "nvidia/multilingual-domain-classifier",
+     ["multilingual_domain_pred"]),
+    ("ContentTypeClassifier", "nvidia/content-type-classifier-deberta", ["content_pred"]),
+    ("FineWebEduClassifier", "HuggingFaceFW/fineweb-edu-classifier",
+     ["fineweb-edu-score-float", "fineweb-edu-score-int", "fineweb-edu-score-label"]),
+    ("FineWebMixtralEduClassifier", "nvidia/nemocurator-fineweb-mixtral-edu-classifier",
+     ["fineweb-mixtral-edu-score-float", "fineweb-mixtral-edu-score-int",
+      "fineweb-mixtral-edu-score-label"]),
+    ("FineWebNemotronEduClassifier", "nvidia/nemocurator-fineweb-nemotron-4-edu-classifier",
+     ["fineweb-nemotron-edu-score-float", "fineweb-nemotron-edu-score-int",
+      "fineweb-nemotron-edu-score-label"]),
+    ("PromptTaskComplexityClassifier", "nvidia/prompt-task-and-complexity-classifier",
+     ["prompt_complexity_score", "task_type_1", "task_type_2", "task_type_prob",
+      "creativity_scope", "reasoning", "contextual_knowledge", "number_of_few_shots",
+      "domain_knowledge", "no_label_reason", "constraint_ct"]),
+    ("AegisClassifier", "nvidia/Aegis-AI-Content-Safety-LlamaGuard-Defensive-1.0",
+     ["aegis_pred"]),
+    ("InstructionDataGuardClassifier", "nvidia/instruction-data-guard",
+     ["is_poisoned", "instruction_data_guard_poisoning_score"]),
+    ("FineMathClassifier", "HuggingFaceTB/finemath-classifier",
+     ["finemath_scores", "finemath_int_scores"]),
+]
+
+
+@pytest.mark.parametrize("name, model_id, columns", CURATOR_1X)
+def test_every_curator_classifier_is_here_with_its_columns(name, model_id, columns):
+    import dask_classify
+    from dask_classify.cli import CLASSIFIERS
+
+    if name in ("AegisClassifier", "InstructionDataGuardClassifier"):
+        pytest.importorskip("peft")
+    clf = getattr(dask_classify, name)()
+    assert (clf.model_identifier, clf.output_fields) == (model_id, columns)
+    assert name in CLASSIFIERS.values()
+
+
+def test_cli_token_goes_to_the_gated_classifiers_only():
+    pytest.importorskip("peft")
+    from dask_classify.cli import build_parser, make_classifier
+    from dask_classify.errors import UsageError
+
+    base = ["classify", "x.jsonl", "-o", "out", "--token", "hf_x"]
+    clf = make_classifier(build_parser().parse_args([*base, "--classifier", "aegis"]))
+    assert clf._hf_token == "hf_x" and "hf_x" not in repr(clf)
+    with pytest.raises(UsageError, match="--token is for"):
+        make_classifier(build_parser().parse_args([*base, "--classifier", "quality"]))
