@@ -597,7 +597,8 @@ def build_llama_tokenizer(folder: str | os.PathLike, texts: Iterable[str] | None
             normalization_rule_name="identity", add_dummy_prefix=True,
             remove_extra_whitespaces=False, minloglevel=2,
         )
-        tok = LlamaTokenizer.from_pretrained(tmp, model_max_length=4096, legacy=False)
+        tok = LlamaTokenizer.from_pretrained(tmp, model_max_length=4096, legacy=False,
+                                             add_bos_token=True, add_eos_token=False)
         tok.padding_side = "left"
         tok.save_pretrained(str(folder))
     return tok
