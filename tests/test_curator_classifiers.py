@@ -36,7 +36,7 @@ def prompts(data_dir) -> list[str]:
 @pytest.fixture(scope="module")
 def ptc_ckpt(tmp_path_factory, corpus, prompts):
     return build_tiny_prompt_complexity_checkpoint(tmp_path_factory.mktemp("ptc"),
-                                                   texts=corpus + prompts)
+                                                   texts=corpus[:600] + prompts)
 
 
 def ptc_reference(folder, texts):
