@@ -76,18 +76,21 @@ def aegis_reference(guard, adapter, texts, max_chars=6000):
     return answers, [model_card_parse(a) for a in answers]
 
 
-def guard_reference(guard, texts):
+def guard_reference(guard, texts, device="cpu"):
     """The Instruction Data Guard card: the Aegis model's hidden state at the last token of the
-    prompt (layer 32 of LlamaGuard-7b: the last of the tiny model's), through the MLP."""
+    prompt (layer 32 of LlamaGuard-7b: the last of the tiny model's), through the MLP (on a GPU:
+    the LLM in bf16, as NeMo Curator loads it)."""
     tok = AutoTokenizer.from_pretrained(str(guard["base"]))
-    base = AutoModelForCausalLM.from_pretrained(str(guard["base"]))
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    base = AutoModelForCausalLM.from_pretrained(str(guard["base"]), dtype=dtype).to(device)
     model = peft.PeftModel.from_pretrained(base, str(guard["defensive"])).eval()
-    w = load_file(str(guard["guard"] / "model.safetensors"))
+    w = {k: v.to(device) for k, v in load_file(str(guard["guard"] / "model.safetensors")).items()}
     layers = base.config.num_hidden_layers
     scores = []
     with torch.inference_mode():
         for text in texts:
-            ids = tok(text, return_tensors="pt", truncation=True, max_length=4096)["input_ids"]
+            ids = tok(text, return_tensors="pt", truncation=True,
+                      max_length=4096)["input_ids"].to(device)
             out = model.generate(input_ids=ids, max_new_tokens=1, pad_token_id=0,
                                  output_hidden_states=True, return_dict_in_generate=True)
             x = F.normalize(out.hidden_states[0][layers][:, -1, :].float(), dim=-1)
@@ -234,7 +237,7 @@ def test_llm_classifiers_on_gpu_in_bf16(guard, prompts):
             assert raw == tok.decode(out[0][ids.shape[1]:], skip_special_tokens=True)
     batched = _aegis(guard, device="cuda")(df)  # left-padded batches on the GPU
     assert batched["aegis_pred"].isin(AEGIS_LABELS).all()
-    cpu = _idg(guard, device="cpu")(df)
-    gpu = _idg(guard, device="cuda")(df)
+    gpu = _idg(guard, device="cuda", model_inference_batch_size=1)(df)
     np.testing.assert_allclose(gpu["instruction_data_guard_poisoning_score"],
-                               cpu["instruction_data_guard_poisoning_score"], atol=0.05)
+                               guard_reference(guard, texts, device="cuda"), atol=2e-2)
+    assert _idg(guard, device="cuda")(df)["is_poisoned"].notna().all()  # batched
