@@ -216,7 +216,12 @@ def test_finemath_refusals(regression_ckpt, deberta_ckpt):
 def test_prompt_complexity_on_gpu_matches_cpu(ptc_ckpt, prompts):
     df = pd.DataFrame({"text": prompts})
     cpu = PromptTaskComplexityClassifier(str(ptc_ckpt), device="cpu")(df)
-    gpu = PromptTaskComplexityClassifier(str(ptc_ckpt), device="cuda")(df)  # autocast fp16/bf16
-    assert (gpu["task_type_1"] == cpu["task_type_1"]).mean() > 0.9
+    # fp32 on the GPU: the same numbers (the calibrated heads amplify bf16 noise too much for a
+    # comparison of the mixed-precision run, which is checked for sense only)
+    gpu = PromptTaskComplexityClassifier(str(ptc_ckpt), device="cuda", autocast=False)(df)
+    assert (gpu["task_type_1"] == cpu["task_type_1"]).mean() > 0.95
     np.testing.assert_allclose(gpu["prompt_complexity_score"], cpu["prompt_complexity_score"],
-                               atol=0.02)
+                               atol=2e-4)
+    mixed = PromptTaskComplexityClassifier(str(ptc_ckpt), device="cuda")(df)  # bf16/fp16
+    assert mixed[OUTPUT_FIELDS].notna().all().all()
+    assert mixed["prompt_complexity_score"].between(0, 1).all()
