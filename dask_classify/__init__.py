@@ -35,6 +35,10 @@ _EXPORTS = {
     "FineWebEduClassifier": "dask_classify.classifiers",
     "FineWebMixtralEduClassifier": "dask_classify.classifiers",
     "FineWebNemotronEduClassifier": "dask_classify.classifiers",
+    "PromptTaskComplexityClassifier": "dask_classify.classifiers",
+    "FineMathClassifier": "dask_classify.classifiers",
+    "AegisClassifier": "dask_classify.classifiers",
+    "InstructionDataGuardClassifier": "dask_classify.classifiers",
 }
 
 __all__ = ["__version__", *_EXPORTS]

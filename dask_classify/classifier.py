@@ -1,23 +1,33 @@
 """``DistributedDataClassifier``: a text classifier run on every partition of a Dask DataFrame.
 
-The class holds parameters, their validation and the output-columns hook; the per-partition
-work (text -> tokens -> batches -> model -> columns) is :mod:`dask_classify.pipeline`'s.
+The class holds parameters, their validation and the hooks a model with its own pooling, heads
+or output columns overrides (see "Adding a model" in the class docstring); the per-partition work
+(text -> tokens -> batches -> model -> columns) is :mod:`dask_classify.pipeline`'s, which calls
+the hooks and nothing else of the classifier.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from dask_classify.backend import string_dtype
-from dask_classify.checkpoint import ModelInfo, model_info_for
+from dask_classify.checkpoint import MULTI_LABEL, REGRESSION, ModelInfo, model_info_for
 from dask_classify.errors import TextColumnError, UsageError
+
+# torch, transformers and the pipeline load on first use: a job that finds nothing to do, or
+# a client that only builds the graph, never imports them.
+
+if TYPE_CHECKING:
+    import torch
 
 _PADDING_SIDES = ("left", "right")
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -32,28 +42,39 @@ class DistributedDataClassifier:
     Parameters
     ----------
     model_identifier : str or path-like
-        A local checkpoint folder (made absolute here, so every worker gets the path the client
-        sees) or a hub id. Both NVIDIA's format (``config.json`` with ``base_model``/``id2label``,
-        ``fc.*`` weights; see :class:`dask_classify.Deberta`) and plain
-        ``AutoModelForSequenceClassification`` folders load.
+        A local checkpoint folder (made absolute here, so every worker gets the path the
+        client sees) or a hub id. Both NVIDIA's format (``config.json`` with
+        ``base_model``/``id2label``, ``fc.*`` weights; see :class:`dask_classify.Deberta`) and
+        plain ``AutoModelForSequenceClassification`` folders load.
     cache_dir : str, optional
         Hugging Face cache folder for hub ids (a pre-filled cache works offline).
     text_field : str, default "text"
         Column holding the text to classify.
     label_field : str, default "preds"
-        Column to add with each row's label (a string from the checkpoint's ``id2label``).
+        Column to add with each row's prediction. What it holds follows the checkpoint's head
+        (``config.problem_type`` of a transformers checkpoint, see
+        :func:`dask_classify.model.problem_type`): single-label classification, the label (a
+        string from ``id2label``); multi-label classification, the list of labels whose sigmoid
+        is at least ``multi_label_threshold``; regression, the score (a float; a list of floats
+        for several outputs).
     score_field : str, optional
-        Column to add with each row's full probability vector (list of floats in label-id
-        order). No probability column is added when None.
+        Column to add with each row's full output vector (list of floats in label-id order):
+        the softmax probabilities, the sigmoids of a multi-label head, or the raw scores of a
+        regression head. No such column is added when None.
     filter_by : list of str, optional
-        Keep only rows whose label is listed (rows with null text are dropped too). Every label
-        must be one of the model's labels, else :class:`~dask_classify.errors.UsageError` when
-        the classifier is called.
+        Keep only rows whose label is listed (multi-label: rows with at least one of them; rows
+        with null text are dropped too). Every label must be one of the model's labels, else
+        :class:`~dask_classify.errors.UsageError` when the classifier is called; a regression
+        checkpoint has no labels to filter by.
     max_chars : int, optional
         Cut each text to its first ``max_chars`` characters before tokenizing.
     max_seq_length : int, optional
         Token limit (longer texts are truncated). Default: the tokenizer's ``model_max_length``,
-        or the model's ``max_position_embeddings`` when that is unset or absurdly large.
+        or the model's ``max_position_embeddings`` when that is unset or absurdly large. Above
+        what a model with a table of absolute positions can take
+        (:func:`dask_classify.model.position_limit`: BERT's 512, ...), an explicit value is
+        refused with a :class:`~dask_classify.errors.UsageError`; a default (the tokenizer's,
+        or a published classifier's preset) is capped to the limit with one warning.
     padding_side : {"right", "left"}, default "right"
         Where batches are padded. Both give the same predictions for NVIDIA-format models.
     sort_by_length : bool, default True
@@ -79,6 +100,8 @@ class DistributedDataClassifier:
     torch_threads : int, optional
         Torch intra-op threads. Default: ``OMP_NUM_THREADS`` when set, else every core of the
         worker process (forward passes in one process run one at a time).
+    multi_label_threshold : float, default 0.5
+        For a multi-label checkpoint: the sigmoid a label needs to be in ``label_field``.
     revision : str, optional
         A hub id's branch, tag or commit.
     token : str or bool, optional
@@ -98,6 +121,26 @@ class DistributedDataClassifier:
     Calling it reads the checkpoint's ``config.json`` on the client (labels, validation) and
     returns a lazy Dask DataFrame; each worker process loads the tokenizer and model once.
     Rows keep their order, index and other columns; rows whose text is null get null outputs.
+
+    **Adding a model** with its own pooling, heads and output columns: subclass and override
+    the hooks the pipeline calls (all optional):
+
+    * :meth:`build_model` ``(device) -> (module, info)``: builds the worker's model, called as
+      ``module(input_ids, attention_mask)`` and returning a ``(batch, k)`` tensor. It is built
+      once per worker process and cached under :attr:`model_spec`'s key, which includes the
+      class that defines ``build_model`` and :meth:`model_options` (return there every
+      parameter the model depends on beyond the identifier, ``cache_dir``, device and
+      ``quantize``).
+    * :meth:`build_tokenizer` and :meth:`tokenizer_options`: the same for the tokenizer.
+    * :meth:`format_texts` and :meth:`format_options`: the strings the tokenizer sees (default:
+      each text cut to ``max_chars``).
+    * :meth:`model_info`: what the client knows before any worker loads the model (labels for
+      ``filter_by``, the kind of head).
+    * :attr:`output_fields` and :meth:`output_columns`: the columns, from the model's outputs.
+    * :meth:`filter_values` and :meth:`filter_mask`: what ``filter_by`` may name and keeps.
+
+    The published prompt-complexity, FineWeb, FineMath and LLM classifiers are built this way;
+    the README's "Your own model" section has a worked example.
 
     Examples
     --------
@@ -138,6 +181,7 @@ class DistributedDataClassifier:
         quantize: str | None = None,
         trust_remote_code: bool = False,
         torch_threads: int | None = None,
+        multi_label_threshold: float = 0.5,
         revision: str | None = None,
         token: str | bool | None = None,
         local_files_only: bool = False,
@@ -180,9 +224,18 @@ class DistributedDataClassifier:
         self.quantize = quantize
         self.trust_remote_code = bool(trust_remote_code)
         self.torch_threads = _positive("torch_threads", torch_threads, allow_none=True)
+        ok = isinstance(multi_label_threshold, (int, float, np.floating)) and not isinstance(
+            multi_label_threshold, bool) and 0.0 <= float(multi_label_threshold) <= 1.0
+        if not ok:
+            raise UsageError("multi_label_threshold must be a number in [0, 1], not "
+                             f"{multi_label_threshold!r}")
+        self.multi_label_threshold = float(multi_label_threshold)
         self.revision = revision
         self.token = token
         self.local_files_only = bool(local_files_only)
+        # A value the caller chose is refused above the model's position limit; a default
+        # (None, or a published classifier's preset) is capped with a warning.
+        self._max_seq_length_explicit = self.max_seq_length is not None
         outputs = self.output_fields
         if len(set(outputs)) != len(outputs):
             raise UsageError(f"output columns must differ from each other, got {outputs}")
@@ -190,12 +243,32 @@ class DistributedDataClassifier:
     # ----------------------------------------------------------------- description
     @property
     def model_spec(self):
-        """The :class:`~dask_classify.predict.ModelSpec` naming this classifier's model."""
+        """The :class:`~dask_classify.predict.ModelSpec` naming this classifier's model.
+
+        Its keys cover the identifier, ``cache_dir``, ``trust_remote_code``, device,
+        ``quantize``, the classes that define :meth:`build_model` / :meth:`build_tokenizer`
+        and :meth:`model_options` / :meth:`tokenizer_options`: classifiers that would build the
+        same model share one per worker process.
+
+        Examples
+        --------
+        >>> from dask_classify import DistributedDataClassifier, QualityClassifier
+        >>> plain = DistributedDataClassifier("/models/quality", label_field="a")
+        >>> plain.model_spec.key == QualityClassifier("/models/quality").model_spec.key
+        True
+        >>> plain.model_spec.key == DistributedDataClassifier("/models/other").model_spec.key
+        False
+        """
         from dask_classify.predict import ModelSpec
 
-        return ModelSpec(self.model_identifier, self.cache_dir, self.trust_remote_code,
-                         self.device, self.quantize, self.revision, self.token,
-                         self.local_files_only)
+        cls = type(self)
+        return ModelSpec(
+            self.model_identifier, self.cache_dir, self.trust_remote_code, self.device,
+            self.quantize, self.revision, self.token, self.local_files_only,
+            options=(_defined_by(cls, "build_model"), *self.model_options()),
+            tokenizer_options=(_defined_by(cls, "build_tokenizer"), *self.tokenizer_options()),
+            source=self,
+        )
 
     @property
     def output_fields(self) -> list[str]:
@@ -203,10 +276,21 @@ class DistributedDataClassifier:
         return [self.label_field] + ([self.score_field] if self.score_field else [])
 
     def arrow_types(self) -> dict[str, Any]:
-        """pyarrow types of the added columns that Parquet cannot infer from an empty ``meta``."""
+        """pyarrow types of the added columns that Parquet cannot infer from an empty ``meta``.
+
+        Reads :meth:`model_info` (a multi-label head's label column is a list of strings).
+        """
         import pyarrow as pa
 
-        return {self.score_field: pa.list_(pa.float64())} if self.score_field else {}
+        types: dict[str, Any] = {}
+        if self.score_field:
+            types[self.score_field] = pa.list_(pa.float64())
+        info = self.model_info()
+        if info.problem_type == MULTI_LABEL:
+            types[self.label_field] = pa.list_(pa.string())
+        elif info.problem_type == REGRESSION and len(info.id2label) > 1:
+            types[self.label_field] = pa.list_(pa.float64())
+        return types
 
     def _params(self) -> dict[str, Any]:
         return {k: v for k, v in sorted(vars(self).items()) if not k.startswith("_")}
@@ -222,9 +306,140 @@ class DistributedDataClassifier:
         return (type(self).__qualname__, repr(self._params()))
 
     def model_info(self) -> ModelInfo:
-        """Read the checkpoint's ``config.json`` (labels, kind) without loading the model."""
-        spec = self.model_spec
-        return model_info_for(spec.identifier, spec.cache_dir, **spec.hub)
+        """What the client knows of the model before loading it (a hook).
+
+        Default: read the checkpoint's ``config.json`` (labels, kind, problem type, position
+        limit) without loading the weights. A classifier whose checkpoint has another config
+        format, or none, returns its own :class:`~dask_classify.model.ModelInfo`.
+        """
+        return model_info_for(self.model_identifier, self.cache_dir, **self.hub_options())
+
+    def hub_options(self) -> dict[str, Any]:
+        """``revision``, ``token`` and ``local_files_only``, for the hub loaders."""
+        return {"revision": self.revision, "token": self.token,
+                "local_files_only": self.local_files_only}
+
+    # ----------------------------------------------------------------- model hooks
+    def build_model(self, device: str) -> tuple[torch.nn.Module, ModelInfo]:
+        """Build this classifier's model on a worker (a hook; called once per process).
+
+        Parameters
+        ----------
+        device : str
+            The torch device the model will run on (``"cpu"``, ``"cuda"``, ``"cuda:1"``): the
+            caller moves the module there and sets eval mode; use it to pick a dtype.
+
+        Returns
+        -------
+        model : torch.nn.Module
+            Called as ``model(input_ids, attention_mask)`` on padded batches; returns a
+            ``(batch, k)`` tensor, ``k`` the same for every batch. Floating outputs reach
+            :meth:`output_columns` as float32, integer ones (token ids) as they are.
+        info : ModelInfo
+            The model's description, passed to :meth:`output_columns`.
+
+        Notes
+        -----
+        Default: :func:`dask_classify.model.load_model` (NVIDIA's format or a transformers
+        sequence classifier). An override must list in :meth:`model_options` every parameter
+        that changes what it builds.
+        """
+        from dask_classify.model import load_model
+
+        return load_model(self.model_identifier, self.cache_dir, self.trust_remote_code,
+                          **self.hub_options())
+
+    def model_options(self) -> tuple:
+        """What :meth:`build_model` depends on besides identifier, cache, device and quantize.
+
+        Part of the per-process model cache key (hashable values with a stable ``repr``).
+        Default: nothing.
+        """
+        return ()
+
+    def build_tokenizer(self) -> Any:
+        """Load this classifier's tokenizer on a worker (a hook; called once per process).
+
+        Default: the checkpoint's tokenizer (:func:`dask_classify.model.load_tokenizer`).
+        """
+        from dask_classify.model import load_tokenizer
+
+        return load_tokenizer(self.model_identifier, self.cache_dir, self.trust_remote_code,
+                              **self.hub_options())
+
+    def tokenizer_options(self) -> tuple:
+        """What :meth:`build_tokenizer` depends on besides identifier and cache (cache key)."""
+        return ()
+
+    def format_texts(self, texts: list[str]) -> list[str]:
+        """The strings the tokenizer sees, from the non-null texts of a chunk (a hook).
+
+        Default: each text cut to its first ``max_chars`` characters. Classifiers that wrap
+        texts in a prompt or crop them otherwise override it (with :meth:`format_options`).
+
+        Examples
+        --------
+        >>> from dask_classify import DistributedDataClassifier
+        >>> DistributedDataClassifier("/m", max_chars=4).format_texts(["a good film", "ok"])
+        ['a go', 'ok']
+        """
+        if self.max_chars is None:
+            return texts
+        return [t[: self.max_chars] for t in texts]
+
+    def format_options(self) -> tuple:
+        """What :meth:`format_texts` depends on: classifiers with equal options (and the same
+        ``format_texts``) share the tokens of a chunk."""
+        return ("max_chars", self.max_chars)
+
+    def token_limit(self, tokenizer: Any, info: ModelInfo) -> int:
+        """The most tokens per text on a worker: ``max_seq_length`` or the tokenizer's limit,
+        held to the model's :attr:`~dask_classify.model.ModelInfo.position_limit`.
+
+        Raises
+        ------
+        UsageError
+            An explicit ``max_seq_length`` above the position limit.
+
+        Examples
+        --------
+        >>> import warnings
+        >>> from types import SimpleNamespace
+        >>> from dask_classify import DistributedDataClassifier
+        >>> from dask_classify.model import ModelInfo
+        >>> bert = ModelInfo("hf", {0: "a", 1: "b"}, max_position_embeddings=128,
+        ...                  position_limit=128)
+        >>> tok = SimpleNamespace(model_max_length=512)  # saved with a wrong limit
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     DistributedDataClassifier("/m").token_limit(tok, bert)
+        128
+        >>> "capped to 128" in str(caught[0].message)
+        True
+        >>> DistributedDataClassifier("/m", max_seq_length=64).token_limit(tok, bert)
+        64
+        """
+        from dask_classify.tokenize import resolve_max_length
+
+        wanted = resolve_max_length(tokenizer, info.max_position_embeddings, self.max_seq_length)
+        limit = info.position_limit
+        if limit is None or wanted <= limit:
+            return wanted
+        if self._max_seq_length_explicit:
+            raise UsageError(self._too_long_message(wanted, limit))
+        _warn_once(self._capped_message(wanted, limit))
+        return limit
+
+    def _too_long_message(self, wanted: int, limit: int) -> str:
+        return (f"max_seq_length={wanted} is more than {self.model_identifier!r} can take: its "
+                f"table of absolute positions holds {limit} tokens")
+
+    def _capped_message(self, wanted: int, limit: int) -> str:
+        where = ("the default max_seq_length" if self.max_seq_length is not None
+                 else "the tokenizer's model_max_length")
+        return (f"{type(self).__name__}: {where} ({wanted}) is more than "
+                f"{self.model_identifier!r} can take (its table of absolute positions holds "
+                f"{limit} tokens); capped to {limit} tokens, longer texts are truncated")
 
     @property
     def labels(self) -> list[str]:
@@ -273,6 +488,10 @@ class DistributedDataClassifier:
         """
         if self.filter_by is not None:
             allowed = self.filter_values(info)
+            if not allowed:
+                raise UsageError(
+                    f"filter_by needs labels, and {self.model_identifier!r} has none: its head "
+                    f"is a {info.problem_type} head (filter on the score column instead)")
             unknown = [lab for lab in self.filter_by if lab not in allowed]
             if unknown:
                 raise UsageError(
@@ -284,10 +503,28 @@ class DistributedDataClassifier:
                 "padding_side='left' is not supported for plain transformers classifiers: "
                 "their poolers read the first position, which left padding fills with [PAD]"
             )
+        limit = info.position_limit
+        if self.max_seq_length is not None and limit is not None and self.max_seq_length > limit:
+            if self._max_seq_length_explicit:
+                raise UsageError(self._too_long_message(self.max_seq_length, limit))
+            _warn_once(self._capped_message(self.max_seq_length, limit))
 
     def filter_values(self, info: ModelInfo) -> list[str]:
-        """The values ``filter_by`` may name: the labels of the label column."""
-        return info.labels
+        """The values ``filter_by`` may name: the labels of the label column (none for a
+        regression head)."""
+        return [] if info.problem_type == REGRESSION else info.labels
+
+    def filter_mask(self, columns: dict[str, pd.Series], info: ModelInfo) -> np.ndarray:
+        """Which rows ``filter_by`` keeps, from this classifier's columns (a hook).
+
+        Default: the label is one of ``filter_by`` (a multi-label row: any of its labels).
+        """
+        labels = columns[self.label_field]
+        if info is not None and info.problem_type == MULTI_LABEL:
+            wanted = set(self.filter_by or ())
+            return np.fromiter((isinstance(row, list) and not wanted.isdisjoint(row)
+                                for row in labels), dtype=bool, count=len(labels))
+        return labels.isin(self.filter_by).to_numpy(dtype=bool)
 
     # ----------------------------------------------------------------- the output hook
     def output_columns(self, outputs: np.ndarray | None, valid: np.ndarray,
@@ -296,35 +533,71 @@ class DistributedDataClassifier:
 
         The hook a classifier with another head overrides (see :class:`FineWebEduClassifier`):
         it receives the outputs of the rows with text and returns every column of
-        :attr:`output_fields`, one value per row of the partition.
+        :attr:`output_fields`, one value per row of the partition. Column dtypes must not
+        depend on the partition (an empty one gives the Dask ``meta``).
 
         Parameters
         ----------
-        outputs : numpy.ndarray of float32, shape ``(valid.sum(), outputs)``, or None
-            What the model returned for the rows with text, in row order (None when there are
-            none: empty or all-null partitions, and the ``meta`` of an empty frame).
+        outputs : numpy.ndarray, shape ``(valid.sum(), k)``, or None
+            What the model returned for the rows with text, in row order (float32, or the
+            model's integer dtype; None when there are none: empty or all-null partitions, and
+            the ``meta`` of an empty frame).
         valid : numpy.ndarray of bool, shape ``(rows,)``
             Which rows of the partition have text.
-        info : ModelInfo or None
-            The checkpoint's description (None when ``outputs`` is None).
+        info : ModelInfo
+            The model's description (from the worker's model, or the client's
+            :meth:`model_info` when no row had text).
 
         Returns
         -------
         dict of str to pandas.Series
             Each output column, ``len(valid)`` long, with nulls where ``valid`` is False; the
             label column must be there when ``filter_by`` is used.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from dask_classify import DistributedDataClassifier
+        >>> from dask_classify.model import ModelInfo
+        >>> clf = DistributedDataClassifier("/m", label_field="topics", score_field="p")
+        >>> multi = ModelInfo("hf", {0: "sports", 1: "politics", 2: "tech"},
+        ...                   problem_type="multi_label_classification")
+        >>> cols = clf.output_columns(np.array([[0.9, 0.7, 0.1]], dtype=np.float32),
+        ...                           np.array([True, False]), multi)
+        >>> cols["topics"].tolist()
+        [['sports', 'politics'], None]
+        >>> regression = ModelInfo("hf", {0: "LABEL_0"}, problem_type="regression")
+        >>> clf.output_columns(np.array([[3.25]], dtype=np.float32), np.array([True, False]),
+        ...                    regression)["topics"].tolist()
+        [3.25, nan]
         """
         n = len(valid)
-        labels = np.full(n, None, dtype=object)
-        if outputs is not None and len(outputs):
-            names = np.array(info.labels, dtype=object)
-            labels[valid] = names[outputs.argmax(axis=1)]
-        cols = {self.label_field: pd.Series(labels, dtype=string_dtype())}
+        have = outputs is not None and len(outputs) > 0
+        problem = info.problem_type if info is not None else None
+        if problem == REGRESSION:
+            if len(info.id2label) == 1:
+                values = np.full(n, np.nan, dtype=np.float64)
+                if have:
+                    values[valid] = outputs[:, 0]
+                label_col = pd.Series(values, dtype=np.float64)
+            else:
+                label_col = _lists(outputs if have else None, valid)
+        elif problem == MULTI_LABEL:
+            names = info.labels
+            chosen = np.full(n, None, dtype=object)
+            if have:
+                hits = outputs >= self.multi_label_threshold
+                chosen[np.flatnonzero(valid)] = [
+                    [names[j] for j in np.flatnonzero(row)] for row in hits]
+            label_col = pd.Series(chosen, dtype=object)
+        else:
+            labels = np.full(n, None, dtype=object)
+            if have:
+                labels[valid] = np.array(info.labels, dtype=object)[outputs.argmax(axis=1)]
+            label_col = pd.Series(labels, dtype=string_dtype())
+        cols = {self.label_field: label_col}
         if self.score_field:
-            scores = np.full(n, None, dtype=object)
-            if outputs is not None and len(outputs):
-                scores[np.flatnonzero(valid)] = [row.tolist() for row in outputs]
-            cols[self.score_field] = pd.Series(scores, dtype=object)
+            cols[self.score_field] = _lists(outputs if have else None, valid)
         return cols
 
     def batch_token_limit(self, device: str) -> int | None:
@@ -366,6 +639,35 @@ class DistributedDataClassifier:
             A checkpoint whose ``config.json`` cannot be read.
         """
         return classify_many(ddf, [self])
+
+
+def _lists(outputs: np.ndarray | None, valid: np.ndarray) -> pd.Series:
+    """One list of floats per valid row (None elsewhere), as an object column."""
+    values = np.full(len(valid), None, dtype=object)
+    if outputs is not None and len(outputs):
+        values[np.flatnonzero(valid)] = [row.tolist() for row in outputs]
+    return pd.Series(values, dtype=object)
+
+
+def _defined_by(cls: type, name: str) -> str:
+    """``module.Qualname`` of the class in ``cls``'s MRO that defines method ``name``."""
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return f"{klass.__module__}.{klass.__qualname__}"
+    return ""
+
+
+_WARNED: set[str] = set()
+_WARNED_LOCK = threading.Lock()
+
+
+def _warn_once(message: str) -> None:
+    """``warnings.warn(message)`` the first time this process sees ``message``."""
+    with _WARNED_LOCK:
+        if message in _WARNED:
+            return
+        _WARNED.add(message)
+    warnings.warn(message, UserWarning, stacklevel=3)
 
 
 def _positive(name: str, value: Any, allow_none: bool = False, minimum: int = 1,
@@ -437,10 +739,13 @@ def classify_many(ddf: Any, classifiers: Sequence[DistributedDataClassifier]) ->
     frame = meta_source if is_lazy else ddf
     if not hasattr(frame, "columns"):
         raise UsageError(f"expected a (Dask) DataFrame, got {type(ddf).__name__}")
+    infos = []
     for clf in classifiers:
         clf.validate_frame(frame)
-        clf.validate_model(clf.model_info())
+        info = clf.model_info()
+        clf.validate_model(info)
+        infos.append(info)
     if not is_lazy:
-        return classify_partition(ddf, classifiers)
-    meta = classify_partition(meta_source.iloc[:0], classifiers)
-    return ddf.map_partitions(classify_partition, classifiers, meta=meta)
+        return classify_partition(ddf, classifiers, infos)
+    meta = classify_partition(meta_source.iloc[:0], classifiers, infos)
+    return ddf.map_partitions(classify_partition, classifiers, infos, meta=meta)

@@ -29,7 +29,13 @@ CLASSIFIERS = {
     "fineweb-edu": "FineWebEduClassifier",
     "fineweb-mixtral-edu": "FineWebMixtralEduClassifier",
     "fineweb-nemotron-edu": "FineWebNemotronEduClassifier",
+    "finemath": "FineMathClassifier",
+    "prompt-task-complexity": "PromptTaskComplexityClassifier",
+    "aegis": "AegisClassifier",
+    "instruction-data-guard": "InstructionDataGuardClassifier",
 }
+#: Classifiers whose gated base model takes --token.
+TOKEN_CLASSIFIERS = ("aegis", "instruction-data-guard")
 
 
 def _positive_int(text: str) -> int:
@@ -114,8 +120,10 @@ def _classifier_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--trust-remote-code", action="store_true",
                        help="allow a hub checkpoint's own code to run")
     group.add_argument("--revision", help="hub model: branch, tag or commit")
-    group.add_argument("--token", help="hub model: a Hugging Face token (gated/private models; "
-                                       "default: HF_TOKEN or the saved login)")
+    group.add_argument("--token", metavar="HF_TOKEN",
+                       help="hub model: a Hugging Face token for gated or private models (for "
+                            "aegis and instruction-data-guard: their LlamaGuard-7b base); "
+                            "default: HF_TOKEN or the saved login")
     group.add_argument("--local-files-only", action="store_true",
                        help="hub model: use only the local Hugging Face cache")
 
@@ -255,9 +263,11 @@ def make_classifier(args: argparse.Namespace):
     for flag in ("trust_remote_code", "local_files_only"):
         if getattr(args, flag, False):
             kwargs[flag] = True
-    for option in ("revision", "token"):
-        if getattr(args, option, None) is not None:
-            kwargs[option] = getattr(args, option)
+    if getattr(args, "revision", None) is not None:
+        kwargs["revision"] = args.revision
+    if getattr(args, "token", None):
+        # the LLM classifiers take the token of their gated base model as hf_token
+        kwargs["hf_token" if args.classifier in TOKEN_CLASSIFIERS else "token"] = args.token
     if args.classifier:
         cls = getattr(dask_classify, CLASSIFIERS[args.classifier])
         return cls(model_identifier=args.model, **kwargs)

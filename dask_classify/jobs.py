@@ -65,21 +65,23 @@ class _Task:
     text_field: str
 
 
-def run_unit(task: _Task, classifiers: Sequence[Any]) -> dict[str, Any]:
+def run_unit(task: _Task, classifiers: Sequence[Any],
+             infos: Sequence[Any] | None = None) -> dict[str, Any]:
     """Read, classify and write one unit; its counts (what the manifest records).
 
     A unit of a compressed file yields several pieces, each written as its own part, so the
     stream is never held whole. An error about the input names the file.
     """
     try:
-        return _run_unit(task, classifiers)
+        return _run_unit(task, classifiers, infos)
     except UserError as exc:  # a column or value of this file: say which file
         if task.source.url in str(exc):
             raise
         raise type(exc)(f"{task.source.url}: {exc}") from exc
 
 
-def _run_unit(task: _Task, classifiers: Sequence[Any]) -> dict[str, Any]:
+def _run_unit(task: _Task, classifiers: Sequence[Any],
+              infos: Sequence[Any] | None) -> dict[str, Any]:
     from dask_classify.pipeline import classify_partition
     from dask_classify.readers import read_unit
     from dask_classify.writers import label_counts, write_part
@@ -95,7 +97,7 @@ def _run_unit(task: _Task, classifiers: Sequence[Any]) -> dict[str, Any]:
         number = piece if task.unit.stream else task.unit.index
         rows_in += len(frame)
         nulls += int(frame[task.text_field].isna().sum())
-        result = classify_partition(frame, classifiers)
+        result = classify_partition(frame, classifiers, infos)
         name = f"part.{number:05d}.{task.fmt}"
         write_part(result.drop(columns=drop) if drop else result, out.fs, task.folder, name,
                    task.fmt, task.schema, where=task.source.url)
@@ -472,13 +474,14 @@ def classify_files(
         try:
             if tasks:
                 runner = _resolve_client(client, job_plan)
+                infos = [clf.model_info() for clf in classifiers]  # read once, on the client
                 if runner is None:
                     for task in tasks:
-                        recorder.record(run_unit(task, classifiers))
+                        recorder.record(run_unit(task, classifiers, infos))
                 else:
                     summary.where = runner.scheduler.address
                     _check_model_paths(runner, classifiers)
-                    _run_distributed(runner, tasks, classifiers, recorder)
+                    _run_distributed(runner, tasks, classifiers, infos, recorder)
             for source in todo:  # inputs whose every unit was already recorded
                 recorder.finish_if_complete(source.url)
         finally:
@@ -517,14 +520,14 @@ def _arrow_types(classifiers: Sequence[Any]) -> dict[str, Any]:
 
 
 def _run_distributed(client: Any, tasks: list[_Task], classifiers: list[Any],
-                     recorder: _Recorder) -> None:
+                     infos: list[Any], recorder: _Recorder) -> None:
     """All units as one batch of tasks; recorded as they finish (any order)."""
     import dask
     from distributed import as_completed
 
     token = dask.base.tokenize(tasks[0].out_url, time.time())
-    [remote] = client.scatter([classifiers], broadcast=True, hash=False)
-    futures = client.map(run_unit, tasks, classifiers=remote, pure=False,
+    [remote] = client.scatter([(classifiers, infos)], broadcast=True, hash=False)
+    futures = client.map(_run_scattered, tasks, shared=remote, pure=False,
                          key=[f"classify-unit-{token}-{i}" for i in range(len(tasks))])
     try:
         for future in as_completed(futures):
@@ -532,6 +535,10 @@ def _run_distributed(client: Any, tasks: list[_Task], classifiers: list[Any],
     except BaseException:
         client.cancel(futures)
         raise
+
+
+def _run_scattered(task: _Task, shared: tuple[list[Any], list[Any]]) -> dict[str, Any]:
+    return run_unit(task, *shared)
 
 
 class _Recorder:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,16 @@ from transformers import (
 )
 
 from dask_classify.checkpoint import (
+    MULTI_LABEL,
+    PROBLEM_TYPES,
+    REGRESSION,
+    SINGLE_LABEL,
     ModelInfo,
+    config_for,
     model_info,
     model_info_for,
+    position_limit,
+    problem_type,
     read_config,
     resolve_model_dir,
     weights_fingerprint,
@@ -46,14 +54,23 @@ from dask_classify.checkpoint import (
 from dask_classify.errors import CheckpointError
 
 __all__ = [
+    "MULTI_LABEL",
+    "PROBLEM_TYPES",
+    "REGRESSION",
+    "SINGLE_LABEL",
     "CheckpointError",
     "Deberta",
     "HFSequenceClassifier",
     "ModelInfo",
+    "backbone_config",
+    "config_for",
     "load_model",
     "load_tokenizer",
+    "load_weights",
     "model_info",
     "model_info_for",
+    "position_limit",
+    "problem_type",
     "read_config",
     "resolve_model_dir",
     "save_checkpoint",
@@ -73,8 +90,27 @@ TOKENIZER_FILES = (
 # Keys older transformers versions saved as buffers; harmless if present in a checkpoint.
 _IGNORABLE_UNEXPECTED_SUFFIXES = ("position_ids",)
 
+def backbone_config(config: dict[str, Any], cache_dir: str | None = None) -> PretrainedConfig:
+    """The backbone's transformers config named by a checkpoint's ``config.json``.
 
-def _backbone_config(config: dict[str, Any], cache_dir: str | None = None) -> PretrainedConfig:
+    ``backbone_config`` (the backbone's config embedded as a dict, written by our trainer) when
+    present, else the config of ``base_model`` (a hub id or a folder; nothing but its
+    ``config.json`` is read). NVIDIA's published checkpoints name ``base_model``.
+
+    Raises
+    ------
+    CheckpointError
+        Neither key, an embedded config without ``model_type``, or a ``base_model`` whose config
+        cannot be loaded.
+
+    Examples
+    --------
+    >>> from dask_classify.model import backbone_config
+    >>> from dask_classify.testing import tiny_backbone_config
+    >>> cfg = backbone_config({"backbone_config": tiny_backbone_config("bert", vocab_size=100)})
+    >>> cfg.model_type, cfg.vocab_size
+    ('bert', 100)
+    """
     embedded = config.get("backbone_config")
     if embedded:
         embedded = dict(embedded)
@@ -144,7 +180,7 @@ class Deberta(nn.Module, PyTorchModelHubMixin):
         if not isinstance(config, dict) or "id2label" not in config:
             raise CheckpointError("a Deberta config needs an 'id2label' mapping")
         self.config = dict(config)
-        backbone = _backbone_config(self.config, self.config.get("_cache_dir"))
+        backbone = backbone_config(self.config, self.config.get("_cache_dir"))
         self.model = AutoModel.from_config(backbone)
         hidden = int(backbone.hidden_size if hasattr(backbone, "hidden_size") else backbone.dim)
         dropout = float(self.config.get("fc_dropout", 0.2))
@@ -297,10 +333,12 @@ class Deberta(nn.Module, PyTorchModelHubMixin):
 
 
 class HFSequenceClassifier(nn.Module):
-    """Wraps an ``AutoModelForSequenceClassification`` to return probabilities (or raw scores).
+    """Wraps an ``AutoModelForSequenceClassification`` to return what its head means.
 
-    Classification heads return the float32 softmax; regression heads (``num_labels == 1`` or
-    ``problem_type == "regression"``) return the raw scores, shape ``(batch, 1)``.
+    The output follows the checkpoint's ``config.problem_type`` (see :func:`problem_type`):
+    the float32 softmax for ``single_label_classification``, per-label sigmoids for
+    ``multi_label_classification``, and the raw scores for ``regression`` (which is also what a
+    one-output head without a ``problem_type`` is).
 
     Parameters
     ----------
@@ -309,8 +347,10 @@ class HFSequenceClassifier(nn.Module):
 
     Attributes
     ----------
+    problem_type : str
+        ``"single_label_classification"``, ``"multi_label_classification"`` or ``"regression"``.
     regression : bool
-        True for a regression head (outputs are returned without a softmax).
+        True for a regression head (outputs are returned as they are).
 
     Examples
     --------
@@ -322,8 +362,8 @@ class HFSequenceClassifier(nn.Module):
     >>> cfg["id2label"] = {0: "a", 1: "b", 2: "c"}
     >>> hf = AutoModelForSequenceClassification.from_config(AutoConfig.for_model(**cfg))
     >>> model = HFSequenceClassifier(hf).eval()
-    >>> model.regression, model.id2label
-    (False, {0: 'a', 1: 'b', 2: 'c'})
+    >>> model.problem_type, model.id2label
+    ('single_label_classification', {0: 'a', 1: 'b', 2: 'c'})
     >>> tuple(model(torch.tensor([[2, 7, 3]]), torch.tensor([[1, 1, 1]])).shape)
     (1, 3)
     """
@@ -331,8 +371,8 @@ class HFSequenceClassifier(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
-        cfg = model.config
-        self.regression = cfg.problem_type == "regression" or cfg.num_labels == 1
+        self.problem_type = problem_type(model.config.to_dict())
+        self.regression = self.problem_type == "regression"
 
     @property
     def id2label(self) -> dict[int, str]:
@@ -340,7 +380,7 @@ class HFSequenceClassifier(nn.Module):
         return {int(k): str(v) for k, v in self.model.config.id2label.items()}
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Probabilities (float32 softmax), or the raw scores of a regression head.
+        """Probabilities (softmax or sigmoids), or the raw scores of a regression head.
 
         Parameters
         ----------
@@ -352,10 +392,15 @@ class HFSequenceClassifier(nn.Module):
         Returns
         -------
         torch.Tensor of float32, shape ``(batch, num_labels)``
-            Rows sum to 1 for classification; ``(batch, 1)`` raw scores for regression.
+            Single-label: rows sum to 1; multi-label: each value in [0, 1]; regression: the raw
+            scores.
         """
         logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits.float()
-        return logits if self.regression else torch.softmax(logits, dim=-1)
+        if self.problem_type == "regression":
+            return logits
+        if self.problem_type == "multi_label_classification":
+            return torch.sigmoid(logits)
+        return torch.softmax(logits, dim=-1)
 
 
 def _load_state_dict(folder: Path) -> dict[str, torch.Tensor]:
@@ -426,6 +471,51 @@ def load_deberta(folder: Path, cache_dir: str | None = None) -> Deberta:
         config["_cache_dir"] = cache_dir
     model = Deberta(config)
     model.config.pop("_cache_dir", None)
+    return load_weights(model, folder).eval()
+
+
+def load_weights(model: nn.Module, folder: str | os.PathLike) -> nn.Module:
+    """Load the weights in ``folder`` into ``model``, every key matching (strict).
+
+    For classifiers that build their own module (see
+    :meth:`dask_classify.DistributedDataClassifier.build_model`): the keys of
+    ``model.safetensors`` (or a plain weights pickle) must be exactly ``model``'s.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The module, built from the checkpoint's config.
+    folder : str or path-like
+        A local checkpoint folder.
+
+    Returns
+    -------
+    torch.nn.Module
+        ``model``, its weights loaded.
+
+    Raises
+    ------
+    CheckpointError
+        No weights, or weights that do not match (missing, unexpected or mis-shaped keys).
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from safetensors.torch import save_file
+    >>> from dask_classify.model import CheckpointError, load_weights
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> save_file({"weight": torch.ones(2, 3), "bias": torch.zeros(2)},
+    ...           str(folder / "model.safetensors"))
+    >>> float(load_weights(torch.nn.Linear(3, 2), folder).weight.detach().sum())
+    6.0
+    >>> try:
+    ...     load_weights(torch.nn.Linear(3, 4), folder)
+    ... except CheckpointError:
+    ...     print("refused")
+    refused
+    """
+    folder = Path(folder)
     state = _load_state_dict(folder)
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
@@ -437,7 +527,7 @@ def load_deberta(folder: Path, cache_dir: str | None = None) -> Deberta:
             f"weights in {folder} do not match its config: missing keys {missing[:8]}, "
             f"unexpected keys {unexpected[:8]}"
         )
-    return model.eval()
+    return model
 
 
 def load_model(
@@ -487,7 +577,12 @@ def load_model(
     folder = resolve_model_dir(identifier, cache_dir, **hub)
     info = model_info(folder)
     if info.kind == "deberta":
-        return load_deberta(folder, cache_dir=cache_dir), info
+        model = load_deberta(folder, cache_dir=cache_dir)
+        if info.position_limit is None:  # config.json names base_model only: ask the backbone
+            limit = position_limit(model.model.config.to_dict())
+            info = replace(info, position_limit=limit,
+                           max_position_embeddings=model.model.config.max_position_embeddings)
+        return model, info
     weight_files = [SAFETENSORS_NAME, "model.safetensors.index.json", *PICKLE_NAMES]
     has_weights = any((folder / n).is_file() for n in weight_files) or any(
         folder.glob("model-*.safetensors"))

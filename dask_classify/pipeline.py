@@ -3,17 +3,23 @@
 :func:`classify_partition` is what :func:`dask_classify.classify_many` (and a classifier's
 ``__call__``) maps over the partitions. For each classifier it
 
-1. takes the text column, keeps the non-null rows and cuts them to ``max_chars``
-   (:func:`dask_classify.tokenize.prepare_texts`);
+1. takes the text column, keeps the non-null rows (:func:`dask_classify.tokenize.prepare_texts`)
+   and asks the classifier for the strings its tokenizer sees
+   (:meth:`DistributedDataClassifier.format_texts`: cut to ``max_chars`` by default, a prompt
+   or a crop for some published classifiers);
 2. tokenizes them with the worker's cached tokenizer (once per chunk for all classifiers that
-   share the tokenizer, text column, ``max_chars`` and token limit);
-3. runs the worker's cached model over length-sorted, padding-clipped batches
+   share the tokenizer, text column, text format and token limit,
+   :meth:`DistributedDataClassifier.token_limit`);
+3. runs the worker's cached model (the classifier's
+   :meth:`~DistributedDataClassifier.build_model`, cached under its
+   :attr:`~DistributedDataClassifier.model_spec`) over length-sorted, padding-clipped batches
    (:func:`dask_classify.predict.run_model`);
 4. asks the classifier for its columns (:meth:`DistributedDataClassifier.output_columns`, the
-   hook published classifiers and new heads override), applies ``filter_by`` and puts the
-   columns back beside the partition's rows by position, keeping the caller's index.
+   hook published classifiers and new heads override), applies ``filter_by``
+   (:meth:`~DistributedDataClassifier.filter_mask`) and puts the columns back beside the
+   partition's rows by position, keeping the caller's index.
 
-The classifiers only hold parameters, validation and that hook; none of them calls back into
+The classifiers only hold parameters, validation and those hooks; none of them calls back into
 this module. :func:`profile` is the explicit hook the benchmarks time the stages with.
 """
 
@@ -30,7 +36,7 @@ import pandas as pd
 
 from dask_classify.backend import from_host, set_torch_threads, to_host
 from dask_classify.predict import get_model, get_tokenizer, run_model
-from dask_classify.tokenize import prepare_texts, resolve_max_length, tokenize
+from dask_classify.tokenize import prepare_texts, tokenize
 
 if TYPE_CHECKING:
     from dask_classify.classifier import DistributedDataClassifier
@@ -105,10 +111,11 @@ def profile() -> Iterator[PipelineProfile]:
         _PROFILES.remove(prof)
 
 
-def classify_partition(part: Any, classifiers: Sequence[DistributedDataClassifier]) -> Any:
+def classify_partition(part: Any, classifiers: Sequence[DistributedDataClassifier],
+                       infos: Sequence[ModelInfo | None] | None = None) -> Any:
     """Run several classifiers over one partition; each adds its columns, filters are ANDed.
 
-    Classifiers that share a tokenizer, text column, ``max_chars`` and token limit tokenize the
+    Classifiers that share a tokenizer, text column, text format and token limit tokenize the
     partition once. Does no validation of its own: :func:`dask_classify.classify_many`
     validates the classifiers against the frame before mapping this over it.
 
@@ -118,6 +125,10 @@ def classify_partition(part: Any, classifiers: Sequence[DistributedDataClassifie
         One partition holding each classifier's text column.
     classifiers : sequence of DistributedDataClassifier
         Run in order; their output columns must differ from each other and from ``part``'s.
+    infos : sequence of ModelInfo, optional
+        Each classifier's :meth:`~DistributedDataClassifier.model_info` as read on the client,
+        for partitions where the model did not run (no row has text, and the ``meta``), so that
+        their columns get the same dtypes. Read here when needed and not given.
 
     Returns
     -------
@@ -143,39 +154,47 @@ def classify_partition(part: Any, classifiers: Sequence[DistributedDataClassifie
     ([False, True, False], [2, 2])
     """
     prof = _PROFILES[-1] if _PROFILES else None
-    # 1. text: the non-null rows of each text column, cut to max_chars
-    prepared: dict[tuple[str, int | None], tuple[list[str], np.ndarray]] = {}
-    for clf in classifiers:
-        key = (clf.text_field, clf.max_chars)
+    # 1. text: the non-null rows of each text column, formatted for the tokenizer
+    prepared: dict[tuple[Any, ...], tuple[list[str], np.ndarray]] = {}
+    text_keys = [_text_key(clf) for clf in classifiers]
+    for clf, key in zip(classifiers, text_keys, strict=True):
         if key not in prepared:
             text = to_host(part[clf.text_field])
-            prepared[key] = prepare_texts(text.tolist(), clf.text_field, text.index,
-                                          clf.max_chars)
-    inputs = [prepared[(clf.text_field, clf.max_chars)] for clf in classifiers]
+            texts, valid = prepare_texts(text.tolist(), clf.text_field, text.index, None)
+            prepared[key] = (clf.format_texts(texts), valid)
+    inputs = [prepared[key] for key in text_keys]
     # 2-3. tokens, batches and model, one chunk of rows at a time
     pieces: list[list[np.ndarray]] = [[] for _ in classifiers]
-    infos: list[ModelInfo | None] = [None] * len(classifiers)
+    ran: list[ModelInfo | None] = [None] * len(classifiers)  # from the worker's models
     for start in range(0, max((len(texts) for texts, _ in inputs), default=0), CHUNK_ROWS):
         token_cache: dict[Any, list[list[int]]] = {}  # shared by the classifiers of this chunk
         for i, clf in enumerate(classifiers):
             chunk = inputs[i][0][start : start + CHUNK_ROWS]
             if chunk:
-                out, infos[i] = _run_classifier(clf, chunk, token_cache, prof)
+                out, ran[i] = _run_classifier(clf, chunk, text_keys[i], token_cache, prof)
                 pieces[i].append(out)
     # 4. columns, filters, and the rows put back by position
     columns: dict[str, pd.Series] = {}
     keep: np.ndarray | None = None
     for i, clf in enumerate(classifiers):
         outputs = np.concatenate(pieces[i]) if pieces[i] else None
-        cols = clf.output_columns(outputs, inputs[i][1], infos[i])
+        info = ran[i] or (infos[i] if infos is not None else None) or clf.model_info()
+        cols = clf.output_columns(outputs, inputs[i][1], info)
         if clf.filter_by is not None:
-            mask = cols[clf.label_field].isin(clf.filter_by).to_numpy(dtype=bool)
+            mask = clf.filter_mask(cols, info)
             keep = mask if keep is None else keep & mask
         columns.update(cols)
     return _assemble(part, columns, keep)
 
 
-def _run_classifier(clf: DistributedDataClassifier, texts: list[str],
+def _text_key(clf: DistributedDataClassifier) -> tuple[Any, ...]:
+    """What decides the strings a classifier's tokenizer sees (classifiers with equal keys share
+    them): the text column, the code of ``format_texts`` and its options."""
+    owner = next(k for k in type(clf).__mro__ if "format_texts" in vars(k))
+    return (clf.text_field, f"{owner.__module__}.{owner.__qualname__}", clf.format_options())
+
+
+def _run_classifier(clf: DistributedDataClassifier, texts: list[str], text_key: tuple[Any, ...],
                     token_cache: dict[Any, list[list[int]]],
                     prof: PipelineProfile | None) -> tuple[np.ndarray, ModelInfo]:
     """Tokens -> batches -> model outputs for one classifier on one chunk of texts."""
@@ -183,8 +202,8 @@ def _run_classifier(clf: DistributedDataClassifier, texts: list[str],
     spec = clf.model_spec
     tokenizer = get_tokenizer(spec)
     model, info, device = get_model(spec)
-    max_len = resolve_max_length(tokenizer, info.max_position_embeddings, clf.max_seq_length)
-    key = (spec.tokenizer_key, clf.text_field, clf.max_chars, max_len)
+    max_len = clf.token_limit(tokenizer, info)
+    key = (spec.tokenizer_key, text_key, max_len)
     ids = token_cache.get(key)
     if ids is None:
         started = time.perf_counter()

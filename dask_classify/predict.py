@@ -1,8 +1,9 @@
 """Batched inference on one partition, with the model and tokenizer cached per worker process.
 
-The cache key is computed on the client from the model identifier and every loading option
-(:class:`ModelSpec`), so two classifiers in one graph never share a model by accident, and a
-classifier that is pickled to a worker many times loads its model there once.
+The cache key is computed from the model identifier, every loading option and what the
+classifier's own ``build_model`` depends on (:class:`ModelSpec`), so two classifiers in one graph
+never share a model by accident, and a classifier that is pickled to a worker many times loads
+its model there once.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import threading
 import warnings
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,16 @@ class ModelSpec:
     revision, token, local_files_only
         Hub options for a hub id (see :func:`dask_classify.model.resolve_model_dir`); the
         token is not shown in the spec's repr.
+    options : tuple, default ()
+        Everything else the model depends on (hashable values with a stable ``repr``): for a
+        classifier, the class whose ``build_model`` builds it and its ``model_options()``.
+    tokenizer_options : tuple, default ()
+        The same for the tokenizer.
+    source : object, optional
+        What builds the model and tokenizer: an object with ``build_model(device)`` and
+        ``build_tokenizer()`` (a classifier). None: :func:`dask_classify.model.load_model` and
+        :func:`dask_classify.model.load_tokenizer`. Not part of the keys or of equality: the
+        options stand for it.
 
     Examples
     --------
@@ -67,6 +78,8 @@ class ModelSpec:
     (16, False, True)
     >>> cpu == ModelSpec("/models/quality", device="cpu")  # equal specs share a cached model
     True
+    >>> ModelSpec("/models/quality", device="cpu", options=("mean-pooling",)).key == cpu.key
+    False
     """
 
     identifier: str
@@ -77,6 +90,9 @@ class ModelSpec:
     revision: str | None = None
     token: str | bool | None = field(default=None, repr=False)
     local_files_only: bool = False
+    options: tuple = ()
+    tokenizer_options: tuple = ()
+    source: Any = field(default=None, compare=False, repr=False)
 
     @property
     def hub(self) -> dict[str, Any]:
@@ -86,15 +102,17 @@ class ModelSpec:
 
     @property
     def key(self) -> str:
-        """A 16-hex-digit hash of every field: the model cache key (see :func:`get_model`)."""
-        raw = repr(sorted(asdict(self).items())).encode()
+        """A 16-hex-digit hash of every field but ``source``: the model cache key."""
+        raw = repr((self.identifier, self.cache_dir, self.trust_remote_code, self.device,
+                    self.quantize, self.revision, self.token, self.local_files_only,
+                    self.options)).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
 
     @property
     def tokenizer_key(self) -> str:
         """A 16-hex-digit hash of the fields that decide the tokenizer (not device/quantize)."""
         raw = repr((self.identifier, self.cache_dir, self.trust_remote_code, self.revision,
-                    self.token, self.local_files_only)).encode()
+                    self.token, self.local_files_only, self.tokenizer_options)).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
 
 
@@ -110,7 +128,8 @@ def get_tokenizer(spec: ModelSpec) -> Any:
     Returns
     -------
     transformers tokenizer
-        From :func:`dask_classify.model.load_tokenizer`, cached for the process (thread-safe).
+        From ``spec.source.build_tokenizer()`` (or :func:`dask_classify.model.load_tokenizer`
+        without a source), cached for the process (thread-safe).
 
     Raises
     ------
@@ -134,8 +153,11 @@ def get_tokenizer(spec: ModelSpec) -> Any:
         with _LOCK:
             tok = _TOKENIZERS.get(key)
             if tok is None:
-                tok = load_tokenizer(spec.identifier, spec.cache_dir, spec.trust_remote_code,
-                                     **spec.hub)
+                if spec.source is not None:
+                    tok = spec.source.build_tokenizer()
+                else:
+                    tok = load_tokenizer(spec.identifier, spec.cache_dir, spec.trust_remote_code,
+                                         **spec.hub)
                 _TOKENIZERS[key] = tok
     return tok
 
@@ -151,8 +173,10 @@ def get_model(spec: ModelSpec) -> tuple[torch.nn.Module, ModelInfo, str]:
     Returns
     -------
     model : torch.nn.Module
-        The model in eval mode on ``device`` (int8-quantized when ``spec.quantize == "int8"``),
-        its DeBERTa-v2/v3 attention given :mod:`dask_classify.fast_attention`'s forward.
+        ``spec.source.build_model(device)``'s model (or :func:`dask_classify.model.load_model`'s
+        without a source) in eval mode on ``device`` (int8-quantized when
+        ``spec.quantize == "int8"``), its DeBERTa-v2/v3 attention given
+        :mod:`dask_classify.fast_attention`'s forward.
     info : dask_classify.model.ModelInfo
         The checkpoint's description.
     device : str
@@ -185,13 +209,16 @@ def get_model(spec: ModelSpec) -> tuple[torch.nn.Module, ModelInfo, str]:
         with _LOCK:
             entry = _MODELS.get(spec.key)
             if entry is None:
-                model, info = load_model(spec.identifier, spec.cache_dir, spec.trust_remote_code,
-                                         **spec.hub)
-                speed_up_deberta(model)  # DeBERTa-v2/v3 attention: same results, less work
                 device = resolve_device(spec.device)
+                if spec.quantize == "int8" and device != "cpu":  # "auto" found a GPU here
+                    raise ValueError("quantize='int8' runs on the CPU only")
+                if spec.source is not None:
+                    model, info = spec.source.build_model(device)
+                else:
+                    model, info = load_model(spec.identifier, spec.cache_dir,
+                                             spec.trust_remote_code, **spec.hub)
+                speed_up_deberta(model)  # DeBERTa-v2/v3 attention: same results, less work
                 if spec.quantize == "int8":
-                    if device != "cpu":  # device="auto" found a GPU on this worker
-                        raise ValueError("quantize='int8' runs on the CPU only")
                     model = _quantize_int8(model)
                 model = model.to(device).eval()
                 entry = (model, info, device)
@@ -266,7 +293,7 @@ def run_model(
     max_tokens: int | None = None,
     on_batch: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """Model outputs (float32, shape ``(n, outputs)``) in the order of ``token_ids``.
+    """Model outputs (shape ``(n, outputs)``) in the order of ``token_ids``.
 
     Rows are processed longest first in batches of at most ``batch_size`` rows (and at most
     ``max_tokens`` padded tokens, see :func:`dask_classify.tokenize.plan_batches`), each padded
@@ -276,7 +303,8 @@ def run_model(
     Parameters
     ----------
     model : torch.nn.Module
-        Called as ``model(input_ids, attention_mask)``; returns ``(batch, outputs)``.
+        Called as ``model(input_ids, attention_mask)``; returns ``(batch, outputs)`` (every
+        batch the same width: a generative model pads its new tokens to a fixed count).
     token_ids : list of list of int
         Unpadded token ids of each row (from :func:`dask_classify.tokenize.tokenize`).
     pad_id : int
@@ -298,8 +326,10 @@ def run_model(
 
     Returns
     -------
-    numpy.ndarray of float32, shape ``(n, outputs)``
+    numpy.ndarray, shape ``(n, outputs)``
         One row per input row, in input order; ``(0, 0)`` when ``token_ids`` is empty.
+        Floating-point outputs (fp16/bf16 under autocast too) come back as float32; integer
+        outputs (token ids of a generative model) keep their dtype.
 
     Examples
     --------
@@ -337,11 +367,11 @@ def run_model(
                 half = len(rows) // 2
                 pending.extendleft([rows[half:], rows[:half]])
                 continue
-            out = out.float().cpu().numpy()
+            out = (out if _is_integer(out) else out.float()).cpu().numpy()
             if on_batch is not None:
                 on_batch(len(rows), ids.shape[1])
             if results is None:
-                results = np.empty((n, out.shape[1]), dtype=np.float32)
+                results = np.empty((n, out.shape[1]), dtype=out.dtype)
             results[rows] = out
         if device.startswith("cuda"):
             # Give the partition's activations back to the GPU before the next partition (other
@@ -350,3 +380,7 @@ def run_model(
             torch.cuda.empty_cache()
     assert results is not None
     return results
+
+
+def _is_integer(tensor: torch.Tensor) -> bool:
+    return not (tensor.dtype.is_floating_point or tensor.dtype.is_complex)

@@ -394,7 +394,8 @@ def build_tiny_deberta_checkpoint(folder: str | os.PathLike, labels: Sequence[st
 
 def build_tiny_hf_checkpoint(folder: str | os.PathLike, labels: Sequence[str] | None = None,
                              regression: bool = False, tokenizer: str = "bert",
-                             texts: Iterable[str] | None = None, seed: int = 0) -> Path:
+                             texts: Iterable[str] | None = None, seed: int = 0,
+                             problem_type: str | None = None, **overrides: Any) -> Path:
     """A tiny plain ``AutoModelForSequenceClassification`` folder (classification or regression).
 
     With ``regression=True`` the head has one output and ``problem_type="regression"`` (the
@@ -414,6 +415,11 @@ def build_tiny_hf_checkpoint(folder: str | os.PathLike, labels: Sequence[str] | 
         Tokenizer corpus and calibration sample; default ``default_corpus(2000)``.
     seed : int, default 0
         Seed of the weights and the head.
+    problem_type : str, optional
+        ``config.problem_type`` of a classification head (e.g.
+        ``"multi_label_classification"``); regression heads always say ``"regression"``.
+    **overrides
+        Backbone config keys (e.g. ``max_position_embeddings=32``).
 
     Returns
     -------
@@ -438,8 +444,10 @@ def build_tiny_hf_checkpoint(folder: str | os.PathLike, labels: Sequence[str] | 
     texts = list(texts) if texts is not None else default_corpus(2000)
     tok = build_tokenizer(folder, tokenizer, texts)
     model_type = "deberta-v2" if tokenizer == "deberta" else "bert"
-    cfg = tiny_backbone_config(model_type, len(tok), tok.pad_token_id)
+    cfg = tiny_backbone_config(model_type, len(tok), tok.pad_token_id, **overrides)
     cfg.pop("model_type", None)
+    if problem_type is not None and not regression:
+        cfg["problem_type"] = problem_type
     if regression:
         cfg.update(num_labels=1, problem_type="regression", id2label={0: "score"},
                    label2id={"score": 0})
@@ -452,10 +460,11 @@ def build_tiny_hf_checkpoint(folder: str | os.PathLike, labels: Sequence[str] | 
     head = model.classifier if hasattr(model, "classifier") else model.score
     head = head if isinstance(head, torch.nn.Linear) else head.out_proj
     sample = texts[::7] if len(texts) >= 64 else texts
+    length = min(64, int(cfg.get("max_position_embeddings", 64)))
     if regression:  # scores spread over [0, 5] around the 2.5 threshold
-        calibrate_head(model, head, tok, sample, seed, center=2.5, spread=1.5)
+        calibrate_head(model, head, tok, sample, seed, center=2.5, spread=1.5, max_length=length)
     else:
-        calibrate_head(model, head, tok, sample, seed)
+        calibrate_head(model, head, tok, sample, seed, max_length=length)
     model.save_pretrained(str(folder))
     # Make sure the folder does not depend on the saving transformers' defaults for labels.
     config_path = folder / "config.json"
@@ -463,3 +472,224 @@ def build_tiny_hf_checkpoint(folder: str | os.PathLike, labels: Sequence[str] | 
     saved.setdefault("architectures", [type(model).__name__])
     config_path.write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
     return folder
+
+
+#: Task types of the published prompt task and complexity classifier, in id order.
+PROMPT_TASK_TYPES = ["Brainstorming", "Chatbot", "Classification", "Closed QA", "Code Generation",
+                     "Extraction", "Open QA", "Other", "Rewrite", "Summarization",
+                     "Text Generation", "Unknown"]
+
+
+def prompt_complexity_config() -> dict[str, Any]:
+    """A ``config.json`` shaped like ``nvidia/prompt-task-and-complexity-classifier``'s.
+
+    The same keys, head order and sizes, task types, weights and divisors as the published
+    checkpoint's model card describes; no ``base_model`` (the builder adds one).
+
+    Examples
+    --------
+    >>> from dask_classify.testing import prompt_complexity_config
+    >>> cfg = prompt_complexity_config()
+    >>> list(cfg["target_sizes"].values()), cfg["task_type_map"]["4"]
+    ([12, 3, 2, 2, 6, 4, 1, 2], 'Code Generation')
+    """
+    return {
+        "target_sizes": {"task_type": 12, "creativity_scope": 3, "reasoning": 2,
+                         "contextual_knowledge": 2, "number_of_few_shots": 6,
+                         "domain_knowledge": 4, "no_label_reason": 1, "constraint_ct": 2},
+        "task_type_map": {str(i): name for i, name in enumerate(PROMPT_TASK_TYPES)},
+        "weights_map": {"creativity_scope": [2, 1, 0], "reasoning": [0, 1],
+                        "contextual_knowledge": [0, 1], "number_of_few_shots": [0, 1, 2, 3, 4, 5],
+                        "domain_knowledge": [3, 1, 2, 0], "no_label_reason": [0],
+                        "constraint_ct": [1, 0]},
+        "divisor_map": {"creativity_scope": 2, "reasoning": 1, "contextual_knowledge": 1,
+                        "number_of_few_shots": 1, "domain_knowledge": 3, "no_label_reason": 1,
+                        "constraint_ct": 1},
+    }
+
+
+def build_tiny_prompt_complexity_checkpoint(folder: str | os.PathLike,
+                                            texts: Iterable[str] | None = None,
+                                            seed: int = 0) -> Path:
+    """A tiny checkpoint in the published prompt task and complexity format (untrained).
+
+    ``config.json`` names ``base_model`` (here the absolute path of a tiny DeBERTa-v3-style
+    config in ``folder/backbone``, where the published one names ``microsoft/DeBERTa-v3-base``),
+    with :func:`prompt_complexity_config`'s heads; ``model.safetensors`` holds ``backbone.*``
+    and ``head_<i>.fc.*``; the SentencePiece tokenizer sits beside them. Every head is
+    calibrated on ``texts`` so the random model gives varied answers.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        Output folder (created if missing).
+    texts : iterable of str, optional
+        Tokenizer corpus and calibration sample; default :func:`default_corpus`.
+    seed : int, default 0
+        Seed of the weights.
+
+    Returns
+    -------
+    pathlib.Path
+        ``folder``.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from dask_classify.testing import build_tiny_prompt_complexity_checkpoint
+    >>> folder = build_tiny_prompt_complexity_checkpoint(
+    ...     tempfile.mkdtemp(), texts=["write a poem about the sea", "what is two plus two ?"])
+    >>> sorted(json.loads((folder / "config.json").read_text()))
+    ['base_model', 'divisor_map', 'target_sizes', 'task_type_map', 'weights_map']
+    """
+    from safetensors.torch import save_file
+    from transformers import AutoConfig
+
+    from dask_classify.classifiers.prompt_complexity import PromptTaskComplexityModel
+
+    folder = Path(folder)
+    texts = list(texts) if texts is not None else default_corpus(2000)
+    tok = build_tokenizer(folder, "deberta", texts)
+    backbone = tiny_backbone_config("deberta-v2", len(tok), tok.pad_token_id)
+    backbone_dir = (folder / "backbone").resolve()
+    AutoConfig.for_model(**backbone).save_pretrained(str(backbone_dir))
+    config = {"base_model": str(backbone_dir), **prompt_complexity_config()}
+    torch.manual_seed(seed)
+    model = PromptTaskComplexityModel(config).eval()
+    sample = texts[::7] if len(texts) >= 64 else texts
+    for i in range(len(config["target_sizes"])):
+        calibrate_head(model, getattr(model, f"head_{i}").fc, tok, sample, seed + i)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    return folder
+
+
+def build_llama_tokenizer(folder: str | os.PathLike, texts: Iterable[str] | None = None,
+                          vocab_size: int = 4000):
+    """Train a LlamaGuard-style tokenizer (SentencePiece BPE, byte fallback) and save it.
+
+    ``<unk>`` is 0, ``<s>`` 1 and ``</s>`` 2 as in Llama 2; no padding token (the classifiers set
+    ``<unk>``, as NeMo Curator does). Needs ``sentencepiece`` and ``protobuf`` to build.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dask_classify.testing import build_llama_tokenizer
+    >>> tok = build_llama_tokenizer(tempfile.mkdtemp(), ["is this prompt safe ?"] * 20)
+    >>> ids = tok("is this safe ?")["input_ids"]
+    >>> ids[0], tok.decode(ids, skip_special_tokens=True), tok.unk_token_id
+    (1, 'is this safe ?', 0)
+    """
+    import sentencepiece as spm
+    from transformers import LlamaTokenizer
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    texts = list(texts) if texts is not None else default_corpus()
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp) / "corpus.txt"
+        corpus.write_text("\n".join(t.replace("\n", " ") for t in texts) + "\n", encoding="utf-8")
+        spm.SentencePieceTrainer.train(
+            input=str(corpus), model_prefix=str(Path(tmp) / "tokenizer"), model_type="bpe",
+            vocab_size=vocab_size, unk_id=0, bos_id=1, eos_id=2, pad_id=-1, byte_fallback=True,
+            hard_vocab_limit=False, character_coverage=1.0, split_digits=True,
+            normalization_rule_name="identity", add_dummy_prefix=True,
+            remove_extra_whitespaces=False, minloglevel=2,
+        )
+        tok = LlamaTokenizer.from_pretrained(tmp, model_max_length=4096, legacy=False,
+                                             add_bos_token=True, add_eos_token=False)
+        tok.padding_side = "left"
+        tok.save_pretrained(str(folder))
+    return tok
+
+
+def build_tiny_llama_guard(folder: str | os.PathLike, texts: Iterable[str] | None = None,
+                           seed: int = 0) -> dict[str, Path]:
+    """Tiny, random stand-ins for LlamaGuard-7b, the two Aegis adapters and Instruction Data Guard.
+
+    Four folders under ``folder``, in the published formats:
+
+    * ``base``: a 2-layer ``LlamaForCausalLM`` (hidden size 32) and a LlamaGuard-style
+      tokenizer (:func:`build_llama_tokenizer`) trained on ``texts`` and the Aegis prompt;
+    * ``defensive`` and ``permissive``: LoRA adapters (``q_proj``/``v_proj``, random non-zero
+      weights) saved with ``peft``;
+    * ``guard``: an :class:`~dask_classify.classifiers.aegis.InstructionDataGuardNet` with the
+      published layer names and sizes (``config.json`` with ``input_dim``), its last layer
+      calibrated on ``texts`` so scores spread on both sides of 0.5.
+
+    Nothing is trained: answers are random text (Aegis labels come out ``"unknown"``).
+
+    Parameters
+    ----------
+    folder : str or path-like
+        Output folder (created if missing).
+    texts : iterable of str, optional
+        Tokenizer corpus and calibration sample; default :func:`default_corpus`.
+    seed : int, default 0
+        Seed of the weights.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        ``{"base": ..., "defensive": ..., "permissive": ..., "guard": ...}``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dask_classify.testing import build_tiny_llama_guard
+    >>> paths = build_tiny_llama_guard(tempfile.mkdtemp(), ["write a poem", "how are you ?"])
+    >>> sorted(p.name for p in paths["defensive"].iterdir())
+    ['README.md', 'adapter_config.json', 'adapter_model.safetensors']
+    """
+    from peft import LoraConfig, get_peft_model
+    from safetensors.torch import save_file
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from dask_classify.classifiers.aegis import (
+        InstructionDataGuardModel,
+        InstructionDataGuardNet,
+        format_aegis,
+    )
+
+    folder = Path(folder)
+    texts = list(texts) if texts is not None else default_corpus(2000)
+    paths = {name: folder / name for name in ("base", "defensive", "permissive", "guard")}
+    # SentencePiece skips lines over 4,192 bytes: the prompt goes in line by line
+    tok = build_llama_tokenizer(paths["base"], texts + format_aegis("").split("\n") * 5)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+                         max_position_embeddings=4096, bos_token_id=1, eos_token_id=2,
+                         pad_token_id=0, tie_word_embeddings=False)
+    torch.manual_seed(seed)
+    LlamaForCausalLM(config).save_pretrained(str(paths["base"]))
+    adapters = {}
+    for i, name in enumerate(("defensive", "permissive")):
+        torch.manual_seed(seed + 1 + i)
+        base = LlamaForCausalLM.from_pretrained(str(paths["base"]))
+        lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                          init_lora_weights=False, task_type="CAUSAL_LM")
+        adapters[name] = get_peft_model(base, lora).eval()
+        adapters[name].save_pretrained(str(paths[name]))
+    torch.manual_seed(seed + 3)
+    guard = InstructionDataGuardNet(config.hidden_size).eval()
+    calibration = _padded_copy(tok)
+    sample = texts[::7] if len(texts) >= 64 else texts
+    calibrate_head(InstructionDataGuardModel(adapters["defensive"], guard),
+                   guard.hidden_layer_2, calibration, sample, seed)
+    paths["guard"].mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in guard.state_dict().items()},
+              str(paths["guard"] / "model.safetensors"), metadata={"format": "pt"})
+    (paths["guard"] / "config.json").write_text(
+        json.dumps({"input_dim": config.hidden_size, "dropout": 0.7}, indent=2) + "\n",
+        encoding="utf-8")
+    return paths
+
+
+def _padded_copy(tok: Any) -> Any:
+    import copy
+
+    tok = copy.deepcopy(tok)
+    tok.pad_token = tok.unk_token
+    tok.padding_side = "left"
+    return tok

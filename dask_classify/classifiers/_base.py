@@ -45,5 +45,9 @@ class PublishedClassifier(DistributedDataClassifier):
     defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, model_identifier: str | None = None, **kwargs: Any) -> None:
+        explicit = kwargs.get("max_seq_length") is not None
         merged = {**self.defaults, **kwargs}
         super().__init__(model_identifier, **merged)
+        # a preset max_seq_length is capped (with a warning) on a model that cannot take it;
+        # one the caller gave is refused
+        self._max_seq_length_explicit = explicit

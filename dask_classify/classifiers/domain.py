@@ -24,14 +24,18 @@ class DomainClassifier(PublishedClassifier):
 class MultilingualDomainClassifier(PublishedClassifier):
     """``nvidia/multilingual-domain-classifier``: the 26 domains in 52 languages (mDeBERTa).
 
-    Defaults: ``label_field="domain_pred"``, ``max_chars=2000``, ``max_seq_length=512``.
+    Defaults (NeMo Curator 1.x): ``label_field="multilingual_domain_pred"``,
+    ``max_chars=2000``, ``max_seq_length=512``. Before version 0.2 the column was
+    ``domain_pred`` (NeMo Curator 0.x); ``MultilingualDomainClassifier(label_field="domain_pred")``
+    keeps it.
 
     Examples
     --------
     >>> from dask_classify import MultilingualDomainClassifier
-    >>> MultilingualDomainClassifier().max_chars
-    2000
+    >>> MultilingualDomainClassifier().label_field, MultilingualDomainClassifier().max_chars
+    ('multilingual_domain_pred', 2000)
     """
 
     default_model_identifier = "nvidia/multilingual-domain-classifier"
-    defaults = {"label_field": "domain_pred", "max_chars": 2000, "max_seq_length": 512}
+    defaults = {"label_field": "multilingual_domain_pred", "max_chars": 2000,
+                "max_seq_length": 512}

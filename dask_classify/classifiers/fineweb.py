@@ -15,6 +15,21 @@ from dask_classify.errors import UsageError
 HIGH, LOW = "high_quality", "low_quality"
 
 
+def require_regression(clf: PublishedClassifier, info: ModelInfo) -> None:
+    """Refuse a checkpoint without a one-output regression head for a score classifier.
+
+    Raises
+    ------
+    UsageError
+        ``info`` is not a regression head with one output.
+    """
+    if not info.regression or len(info.id2label) != 1:
+        raise UsageError(
+            f"{clf.model_identifier!r} is not a regression checkpoint (one output); "
+            f"{type(clf).__name__} needs a model with one regression output"
+        )
+
+
 class FineWebEduClassifier(PublishedClassifier):
     """``HuggingFaceFW/fineweb-edu-classifier``: educational value of a web page, 0 to 5.
 
@@ -30,12 +45,17 @@ class FineWebEduClassifier(PublishedClassifier):
     regression output. Other parameters are those of
     :class:`~dask_classify.DistributedDataClassifier`.
 
+    The columns are NeMo Curator 1.x's (``fineweb-edu-score-float``, ``-int``, ``-label``).
+    Before version 0.2 the float column was ``"<prefix>"`` (``fineweb-edu-score``, NeMo
+    Curator 0.x's name); ``score_field="fineweb-edu-score"`` keeps it.
+
     Parameters
     ----------
     model_identifier : str, optional
         Checkpoint folder or hub id; default ``HuggingFaceFW/fineweb-edu-classifier``.
     score_field : str, optional
-        Column of the clipped float score; default ``"<prefix>"`` (``"fineweb-edu-score"``).
+        Column of the clipped float score; default ``"<prefix>-float"``
+        (``"fineweb-edu-score-float"``).
     int_field : str, optional
         Column of the rounded score; default ``"<prefix>-int"``.
     label_field : str or None, default ``"<prefix>-label"``
@@ -43,7 +63,8 @@ class FineWebEduClassifier(PublishedClassifier):
         ``filter_by`` cannot be used).
     **kwargs
         Any other parameter of :class:`~dask_classify.DistributedDataClassifier`;
-        ``max_seq_length`` defaults to 512.
+        ``max_seq_length`` defaults to 512, ``model_inference_batch_size`` to 256 (1024 for
+        the Mixtral and Nemotron variants, as in NeMo Curator).
 
     Raises
     ------
@@ -56,7 +77,9 @@ class FineWebEduClassifier(PublishedClassifier):
     >>> from dask_classify import FineWebEduClassifier
     >>> clf = FineWebEduClassifier(model_identifier="/models/fineweb-edu")
     >>> clf.output_fields
-    ['fineweb-edu-score', 'fineweb-edu-score-int', 'fineweb-edu-score-label']
+    ['fineweb-edu-score-float', 'fineweb-edu-score-int', 'fineweb-edu-score-label']
+    >>> FineWebEduClassifier(score_field="fineweb-edu-score").output_fields[0]  # before 0.2
+    'fineweb-edu-score'
 
     With a tiny regression checkpoint (a pandas DataFrame is classified at once):
 
@@ -66,7 +89,7 @@ class FineWebEduClassifier(PublishedClassifier):
     ...                                   texts=["a lesson on fractions", "buy cheap watches"])
     >>> out = FineWebEduClassifier(folder)(pd.DataFrame({"text": ["a lesson on fractions",
     ...                                                           None]}))
-    >>> score = out["fineweb-edu-score"]
+    >>> score = out["fineweb-edu-score-float"]
     >>> bool(0 <= score[0] <= 5), score.isna().tolist(), str(out["fineweb-edu-score-int"].dtype)
     (True, [False, True], 'Int64')
     >>> out["fineweb-edu-score-label"][0] == ("high_quality" if score[0] >= 2.5
@@ -75,6 +98,7 @@ class FineWebEduClassifier(PublishedClassifier):
     """
 
     default_model_identifier = "HuggingFaceFW/fineweb-edu-classifier"
+    defaults = {"max_seq_length": 512, "model_inference_batch_size": 256}
     prefix: ClassVar[str] = "fineweb-edu-score"
     threshold: ClassVar[float] = 2.5
 
@@ -82,10 +106,9 @@ class FineWebEduClassifier(PublishedClassifier):
                  int_field: str | None = None, label_field: str | None = "__default__",
                  **kwargs: Any) -> None:
         self.int_field = int_field or f"{self.prefix}-int"
-        kwargs.setdefault("max_seq_length", 512)
         label = f"{self.prefix}-label" if label_field == "__default__" else label_field
         self._with_label = label is not None
-        super().__init__(model_identifier, score_field=score_field or self.prefix,
+        super().__init__(model_identifier, score_field=score_field or f"{self.prefix}-float",
                          label_field=label or f"{self.prefix}-label", **kwargs)
         if self.filter_by is not None and not self._with_label:
             raise UsageError("filter_by needs the label column (label_field is None)")
@@ -100,11 +123,7 @@ class FineWebEduClassifier(PublishedClassifier):
         return [HIGH, LOW]
 
     def validate_model(self, info: ModelInfo) -> None:
-        if not info.regression:
-            raise UsageError(
-                f"{self.model_identifier!r} is not a regression checkpoint (one output); "
-                f"{type(self).__name__} needs a FineWeb-edu style model"
-            )
+        require_regression(self, info)
         super().validate_model(info)
 
     def output_columns(self, outputs: np.ndarray | None, valid: np.ndarray,
@@ -127,29 +146,32 @@ class FineWebEduClassifier(PublishedClassifier):
 class FineWebMixtralEduClassifier(FineWebEduClassifier):
     """``nvidia/nemocurator-fineweb-mixtral-edu-classifier`` (annotations by Mixtral 8x22B).
 
-    Columns ``fineweb-mixtral-edu-score``, ``...-int`` and ``...-label``; otherwise as
-    :class:`FineWebEduClassifier`.
+    Columns ``fineweb-mixtral-edu-score-float``, ``...-int`` and ``...-label``;
+    ``model_inference_batch_size`` 1024; otherwise as :class:`FineWebEduClassifier`.
 
     Examples
     --------
     >>> from dask_classify import FineWebMixtralEduClassifier
     >>> clf = FineWebMixtralEduClassifier(model_identifier="/models/mixtral-edu")
     >>> clf.output_fields  # doctest: +NORMALIZE_WHITESPACE
-    ['fineweb-mixtral-edu-score', 'fineweb-mixtral-edu-score-int',
+    ['fineweb-mixtral-edu-score-float', 'fineweb-mixtral-edu-score-int',
      'fineweb-mixtral-edu-score-label']
+    >>> clf.model_inference_batch_size
+    1024
     >>> FineWebMixtralEduClassifier().model_identifier
     'nvidia/nemocurator-fineweb-mixtral-edu-classifier'
     """
 
     default_model_identifier = "nvidia/nemocurator-fineweb-mixtral-edu-classifier"
+    defaults = {"max_seq_length": 512, "model_inference_batch_size": 1024}
     prefix = "fineweb-mixtral-edu-score"
 
 
 class FineWebNemotronEduClassifier(FineWebEduClassifier):
     """``nvidia/nemocurator-fineweb-nemotron-4-edu-classifier`` (annotations by Nemotron-4 340B).
 
-    Columns ``fineweb-nemotron-edu-score``, ``...-int`` and ``...-label``; otherwise as
-    :class:`FineWebEduClassifier`.
+    Columns ``fineweb-nemotron-edu-score-float``, ``...-int`` and ``...-label``;
+    ``model_inference_batch_size`` 1024; otherwise as :class:`FineWebEduClassifier`.
 
     Examples
     --------
@@ -157,8 +179,9 @@ class FineWebNemotronEduClassifier(FineWebEduClassifier):
     >>> clf = FineWebNemotronEduClassifier(model_identifier="/models/nemotron-edu",
     ...                                    label_field=None)
     >>> clf.output_fields
-    ['fineweb-nemotron-edu-score', 'fineweb-nemotron-edu-score-int']
+    ['fineweb-nemotron-edu-score-float', 'fineweb-nemotron-edu-score-int']
     """
 
     default_model_identifier = "nvidia/nemocurator-fineweb-nemotron-4-edu-classifier"
+    defaults = {"max_seq_length": 512, "model_inference_batch_size": 1024}
     prefix = "fineweb-nemotron-edu-score"
