@@ -163,7 +163,10 @@ def write_part(frame: Any, fs: Any, folder: str, name: str, fmt: str, schema: An
 
 
 def label_counts(series: Any) -> dict[str, int]:
-    """How many rows hold each value of ``series`` (nulls as ``"<null>"``).
+    """How many rows hold each label of ``series`` (nulls as ``"<null>"``).
+
+    A column of label lists (multi-label heads) counts each label; a column of numbers (a
+    regression score) has no labels to count: only its nulls are counted.
 
     Examples
     --------
@@ -171,7 +174,22 @@ def label_counts(series: Any) -> dict[str, int]:
     >>> from dask_classify.writers import label_counts
     >>> label_counts(pd.Series(["pos", None, "pos"]))
     {'<null>': 1, 'pos': 2}
+    >>> label_counts(pd.Series([["a", "b"], ["a"], None]))
+    {'<null>': 1, 'a': 2, 'b': 1}
+    >>> label_counts(pd.Series([0.5, 2.25, None]))
+    {'<null>': 1}
     """
+    import pandas as pd
+
     host = series.astype(object)
-    counts = host.where(host.notna(), "<null>").astype(str).value_counts()
-    return {str(k): int(v) for k, v in sorted(counts.items())}
+    nulls = int(host.isna().sum())
+    values = host[host.notna()]
+    counts: dict[str, int] = {"<null>": nulls} if nulls else {}
+    if not len(values) or pd.api.types.is_numeric_dtype(series.dtype) and \
+            not pd.api.types.is_bool_dtype(series.dtype):
+        return counts
+    if isinstance(values.iloc[0], (list, tuple)) or hasattr(values.iloc[0], "tolist"):
+        values = values.explode().dropna()
+    for key, count in values.astype(str).value_counts().items():
+        counts[str(key)] = int(count)
+    return dict(sorted(counts.items()))
