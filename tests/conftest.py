@@ -25,19 +25,28 @@ LABELS3 = ["High", "Medium", "Low"]
 DATA = Path(__file__).resolve().parent / "data"
 
 
-def _gpu_present() -> bool:
-    from dask_classify.backend import gpu_available
+def _cuda_present() -> bool:
+    """An NVIDIA GPU (NVML) that this torch can use (a CPU build of torch cannot)."""
+    from dask_classify.backend import gpu_count
 
-    return gpu_available()
+    if gpu_count() == 0:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def pytest_collection_modifyitems(config, items):
-    if _gpu_present():
-        return
-    skip = pytest.mark.skip(reason="needs an NVIDIA GPU and the [gpu] extra; none here")
+    from dask_classify.backend import gpu_available
+
+    cuda, rapids = _cuda_present(), gpu_available()
     for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+        if "rapids" in item.keywords and not rapids:
+            item.add_marker(pytest.mark.skip(
+                reason="needs an NVIDIA GPU and the [gpu] extra (cudf, dask_cudf, dask_cuda)"))
+        elif "gpu" in item.keywords and not cuda:
+            item.add_marker(pytest.mark.skip(reason="needs an NVIDIA GPU and a CUDA build of "
+                                                    "torch; none here"))
 
 
 @pytest.fixture(scope="session")

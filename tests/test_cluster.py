@@ -135,6 +135,7 @@ def test_connect_to_a_scheduler_address(deberta_ckpt):
 
 
 @pytest.mark.gpu
+@pytest.mark.rapids
 def test_gpu_dask_cudf_in_dask_cudf_out(deberta_ckpt, ag_news_texts):
     import cudf
     import dask_cudf
