@@ -462,6 +462,7 @@ def classify_files(
                       for unit in units if str(unit.index) not in done]
         job_plan = JobPlan(len(tasks), sum(t.source.size for t in tasks if t.unit.index == 0),
                            len(todo))
+        infos = [clf.model_info() for clf in classifiers] if tasks else []  # on the client
         if on_start is not None:
             on_start(summary, job_plan)
         manifest.save(out)
@@ -474,7 +475,6 @@ def classify_files(
         try:
             if tasks:
                 runner = _resolve_client(client, job_plan)
-                infos = [clf.model_info() for clf in classifiers]  # read once, on the client
                 if runner is None:
                     for task in tasks:
                         recorder.record(run_unit(task, classifiers, infos))
