@@ -124,7 +124,7 @@ def _model_identity(clf: Any) -> dict[str, Any]:
     revision (the commit it resolves to when the hub is reachable)."""
     from pathlib import Path
 
-    from dask_classify.model import weights_fingerprint
+    from dask_classify.checkpoint import weights_fingerprint
 
     ident = clf.model_identifier
     if Path(ident).is_dir():
