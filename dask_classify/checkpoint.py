@@ -408,20 +408,8 @@ def model_info_for(identifier: str | os.PathLike, cache_dir: str | None = None, 
     >>> sorted(model_info_for("nvidia/quality-classifier-deberta").labels)  # doctest: +SKIP
     ['High', 'Low', 'Medium']
     """
-    path = Path(identifier).expanduser()
-    if path.is_dir():
-        return model_info(path)
-    try:
-        from huggingface_hub import hf_hub_download
-
-        cfg = Path(hf_hub_download(str(identifier), "config.json", cache_dir=cache_dir,
-                                   revision=revision, token=token,
-                                   local_files_only=local_files_only))
-    except Exception:
-        # Same resolution (and the same error message) as the workers will use.
-        return model_info(resolve_model_dir(identifier, cache_dir, revision=revision,
-                                            token=token, local_files_only=local_files_only))
-    return model_info(cfg.parent)
+    return model_info(config_folder(identifier, cache_dir, revision=revision, token=token,
+                                    local_files_only=local_files_only))
 
 
 def model_info(folder: Path) -> ModelInfo:
@@ -529,13 +517,31 @@ def config_for(identifier: str | os.PathLike, cache_dir: str | None = None,
     >>> config_for(folder)
     {'target_sizes': {'a': 2}}
     """
+    return read_config(config_folder(identifier, cache_dir, **hub))
+
+
+def config_folder(identifier: str | os.PathLike, cache_dir: str | None = None,
+                  **hub: Any) -> Path:
+    """A local folder holding ``identifier``'s ``config.json``, fetching only that file for a
+    hub id (the whole model when only a snapshot download can find it).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dask_classify.checkpoint import config_folder
+    >>> folder = tempfile.mkdtemp()
+    >>> config_folder(folder) == Path(folder)
+    True
+    """
     path = Path(identifier).expanduser()
     if path.is_dir():
-        return read_config(path)
+        return path
     try:
         from huggingface_hub import hf_hub_download
 
-        cfg = Path(hf_hub_download(str(identifier), "config.json", cache_dir=cache_dir, **hub))
+        return Path(hf_hub_download(str(identifier), "config.json", cache_dir=cache_dir,
+                                    **hub)).parent
     except Exception:
-        return read_config(resolve_model_dir(identifier, cache_dir, **hub))
-    return read_config(cfg.parent)
+        # Same resolution (and the same error message) as the workers will use.
+        return resolve_model_dir(identifier, cache_dir, **hub)

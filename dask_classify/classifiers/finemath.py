@@ -9,7 +9,7 @@ import pandas as pd
 
 from dask_classify.checkpoint import ModelInfo
 from dask_classify.classifiers._base import PublishedClassifier
-from dask_classify.classifiers.fineweb import require_regression
+from dask_classify.classifiers.fineweb import require_regression, score_columns
 from dask_classify.errors import UsageError
 
 
@@ -123,11 +123,5 @@ class FineMathClassifier(PublishedClassifier):
 
     def output_columns(self, outputs: np.ndarray | None, valid: np.ndarray,
                        info: ModelInfo | None) -> dict[str, pd.Series]:
-        n = len(valid)
-        score = np.full(n, np.nan, dtype=np.float64)
-        if outputs is not None and len(outputs):
-            score[valid] = np.clip(outputs[:, 0].astype(np.float64), 0.0, 5.0)
-        as_int = pd.array(np.rint(np.nan_to_num(score)).astype(np.int64), dtype="Int64")
-        as_int[~valid] = pd.NA
-        return {self.score_field: pd.Series(score, dtype=np.float64),
-                self.int_field: pd.Series(as_int)}
+        score, as_int = score_columns(outputs, valid)
+        return {self.score_field: score, self.int_field: as_int}

@@ -15,6 +15,27 @@ from dask_classify.errors import UsageError
 HIGH, LOW = "high_quality", "low_quality"
 
 
+def score_columns(outputs: np.ndarray | None, valid: np.ndarray) -> tuple[pd.Series, pd.Series]:
+    """A one-output regression head's scores clipped to [0, 5], and rounded half to even.
+
+    Rows without text (``~valid``) get NaN and ``<NA>``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dask_classify.classifiers.fineweb import score_columns
+    >>> score, as_int = score_columns(np.array([[2.5], [7.0]]), np.array([True, False, True]))
+    >>> score.tolist()[::2], as_int.tolist()
+    ([2.5, 5.0], [2, <NA>, 5])
+    """
+    score = np.full(len(valid), np.nan, dtype=np.float64)
+    if outputs is not None and len(outputs):
+        score[valid] = np.clip(outputs[:, 0].astype(np.float64), 0.0, 5.0)
+    as_int = pd.array(np.rint(np.nan_to_num(score)).astype(np.int64), dtype="Int64")
+    as_int[~valid] = pd.NA
+    return pd.Series(score, dtype=np.float64), pd.Series(as_int)
+
+
 def require_regression(clf: PublishedClassifier, info: ModelInfo) -> None:
     """Refuse a checkpoint without a one-output regression head for a score classifier.
 
@@ -128,17 +149,11 @@ class FineWebEduClassifier(PublishedClassifier):
 
     def output_columns(self, outputs: np.ndarray | None, valid: np.ndarray,
                         info: ModelInfo | None) -> dict[str, pd.Series]:
-        n = len(valid)
-        score = np.full(n, np.nan, dtype=np.float64)
-        if outputs is not None and len(outputs):
-            score[valid] = np.clip(outputs[:, 0].astype(np.float64), 0.0, 5.0)
-        as_int = pd.array(np.rint(np.nan_to_num(score)).astype(np.int64), dtype="Int64")
-        as_int[~valid] = pd.NA
-        cols = {self.score_field: pd.Series(score, dtype=np.float64),
-                self.int_field: pd.Series(as_int)}
+        score, as_int = score_columns(outputs, valid)
+        cols = {self.score_field: score, self.int_field: as_int}
         if self._with_label:
-            labels = np.full(n, None, dtype=object)
-            labels[valid] = np.where(score[valid] >= self.threshold, HIGH, LOW)
+            labels = np.full(len(valid), None, dtype=object)
+            labels[valid] = np.where(score.to_numpy()[valid] >= self.threshold, HIGH, LOW)
             cols[self.label_field] = pd.Series(labels, dtype=string_dtype())
         return cols
 
