@@ -23,4 +23,4 @@ for arg in "$@"; do
 done
 # pytest exits 5 when it collects nothing: that is a failure here too.
 .venv/bin/python -m pytest tests dask_classify notebooks --doctest-modules --nbmake \
-  -n "${TEST_WORKERS:-auto}" ${args[@]+"${args[@]}"}
+  -n "${TEST_WORKERS:-auto}" --dist loadgroup ${args[@]+"${args[@]}"}

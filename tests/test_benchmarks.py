@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.slow  # every test runs a benchmark script end to end
+# every test runs a benchmark script end to end; the module's runs are shared fixtures, so its
+# tests stay on one pytest-xdist worker (scripts/test.sh runs --dist loadgroup)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("benchmarks")]
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
