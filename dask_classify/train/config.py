@@ -23,6 +23,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from dask_classify.errors import UserError
+from dask_classify.model import HEAD_ACTIVATIONS
 
 __all__ = ["ConfigError", "default_config", "load_config", "validate_config"]
 
@@ -58,7 +59,7 @@ class ConfigError(UserError, ValueError):
     ... except ConfigError as err:
     ...     print(err)
     invalid training config:
-      model.optim.lr: must be a number > 0, not -1
+      model.optim.lr: must be a number > 0 or null (chosen for you), not -1
     """
 
 
@@ -334,6 +335,9 @@ def validate_config(cfg: DictConfig, for_training: bool = True) -> None:
     if not _is_int(head.num_output_layers) or head.num_output_layers < 1:
         bad("model.classifier_head.num_output_layers",
             f"must be an integer >= 1, not {head.num_output_layers!r}")
+    if not isinstance(head.activation, str) or head.activation.lower() not in HEAD_ACTIVATIONS:
+        bad("model.classifier_head.activation", f"must be one of {sorted(HEAD_ACTIVATIONS)}, "
+                                                f"not {head.activation!r}")
     if not _is_number(head.fc_dropout) or not 0 <= head.fc_dropout < 1:
         bad("model.classifier_head.fc_dropout", f"must be a number in [0, 1), not "
                                                 f"{head.fc_dropout!r}")
@@ -360,8 +364,9 @@ def validate_config(cfg: DictConfig, for_training: bool = True) -> None:
     opt = m.optim
     if not isinstance(opt.name, str) or opt.name.lower() not in _OPTIMIZERS:
         bad("model.optim.name", f"must be one of {list(_OPTIMIZERS)}, not {opt.name!r}")
-    if not _is_number(opt.lr) or not opt.lr > 0 or not math.isfinite(opt.lr):
-        bad("model.optim.lr", f"must be a number > 0, not {opt.lr!r}")
+    if opt.lr is not None and (not _is_number(opt.lr) or not opt.lr > 0
+                               or not math.isfinite(opt.lr)):
+        bad("model.optim.lr", f"must be a number > 0 or null (chosen for you), not {opt.lr!r}")
     if not _is_number(opt.weight_decay) or opt.weight_decay < 0:
         bad("model.optim.weight_decay", f"must be a number >= 0, not {opt.weight_decay!r}")
     betas = opt.betas

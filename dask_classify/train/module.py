@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_info
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -29,7 +30,55 @@ from dask_classify.train.metrics import (
     report_from_metrics,
 )
 
-__all__ = ["TextClassificationModule", "freeze_unused_parameters", "predict_probabilities"]
+__all__ = ["TextClassificationModule", "auto_learning_rate", "freeze_unused_parameters",
+           "predict_probabilities"]
+
+#: ``auto_learning_rate``'s constants (chosen by benchmarks/train_lr_defaults.py, see README):
+#: the rate of a 384-wide encoder trained for ``_REFERENCE_STEPS`` optimizer steps or more ...
+_REFERENCE_LR = 1e-4
+_REFERENCE_HIDDEN = 384
+_REFERENCE_STEPS = 1000
+#: ... and the most it is raised for a short run.
+_MAX_STEP_FACTOR = 4.0
+
+
+def auto_learning_rate(hidden_size: int, total_steps: int) -> float:
+    """The default learning rate (``model.optim.lr: null``) of an encoder and a run length.
+
+    ``1e-4 * (384 / hidden_size) * sqrt(1000 / total_steps)``, the step factor kept within
+    ``[1, 4]``: wider encoders take smaller steps (the usual 1/width rule for Adam: 5e-5 for
+    a BERT-base-sized 768), and a short run (a small data set) takes larger ones, so that a
+    few dozen optimizer steps still move the weights. The constants come from a measured
+    sweep with all-MiniLM-L6-v2 on SST-2 (``benchmarks/train_lr_defaults.py``).
+
+    Parameters
+    ----------
+    hidden_size : int
+        The encoder's hidden size.
+    total_steps : int
+        Optimizer steps of the whole run (after gradient accumulation).
+
+    Returns
+    -------
+    float
+        The learning rate.
+
+    Examples
+    --------
+    >>> from dask_classify.train.module import auto_learning_rate
+    >>> f"{auto_learning_rate(384, 1250):.2e}", f"{auto_learning_rate(768, 5000):.2e}"
+    ('1.00e-04', '5.00e-05')
+    >>> f"{auto_learning_rate(384, 94):.2e}"  # 1,500 rows, batch 32, 2 epochs
+    '3.26e-04'
+    """
+    width = _REFERENCE_HIDDEN / max(1, int(hidden_size))
+    steps = min(_MAX_STEP_FACTOR, max(1.0, math.sqrt(_REFERENCE_STEPS / max(1, int(total_steps)))))
+    return _REFERENCE_LR * width * steps
+
+
+def _hidden_size(model: Deberta) -> int:
+    backbone = model.model.config
+    return int(getattr(backbone, "hidden_size", None) or getattr(backbone, "dim", 768))
 
 
 def freeze_unused_parameters(model: Deberta) -> list[str]:
@@ -217,6 +266,8 @@ class TextClassificationModule(L.LightningModule):
         self.last_val_report: dict[str, Any] | None = None
         self.test_report: dict[str, Any] | None = None
         self.frozen_parameters = freeze_unused_parameters(model)
+        self.learning_rate: float | None = None
+        self.total_steps: int | None = None
 
     # ------------------------------------------------------------------ steps
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -310,7 +361,19 @@ class TextClassificationModule(L.LightningModule):
         groups = [{"params": decay, "weight_decay": float(o["weight_decay"])},
                   {"params": no_decay, "weight_decay": 0.0}]
         name = str(o["name"]).lower()
-        lr = float(o["lr"])
+        total = self.trainer.estimated_stepping_batches
+        if not math.isfinite(total):
+            raise ConfigError("set trainer.max_epochs or trainer.max_steps: the learning-rate "
+                              "schedule needs the number of training steps")
+        total = max(1, int(total))
+        if o.get("lr") is None:
+            lr = auto_learning_rate(_hidden_size(self.model), total)
+            rank_zero_info(f"model.optim.lr: null -> {lr:.3g} (chosen for a "
+                           f"{_hidden_size(self.model)}-wide encoder and {total} optimizer "
+                           "steps; set model.optim.lr to choose it yourself)")
+        else:
+            lr = float(o["lr"])
+        self.learning_rate, self.total_steps = lr, total
         if name == "adamw":
             optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(o["betas"]))
         elif name == "adam":
@@ -319,11 +382,6 @@ class TextClassificationModule(L.LightningModule):
             optimizer = torch.optim.SGD(groups, lr=lr, momentum=float(o["momentum"]))
         else:  # validate_config rejects these first
             raise ConfigError(f"model.optim.name: unknown optimizer {o['name']!r}")
-        total = self.trainer.estimated_stepping_batches
-        if not math.isfinite(total):
-            raise ConfigError("set trainer.max_epochs or trainer.max_steps: the learning-rate "
-                              "schedule needs the number of training steps")
-        total = max(1, int(total))
         sched = o["sched"]
         if sched.get("warmup_steps") is not None:
             warmup = int(sched["warmup_steps"])

@@ -94,6 +94,8 @@ class TrainResult:
     config: DictConfig = field(repr=False)
     model: Deberta | None = field(default=None, repr=False)
     tokenizer: Any = field(default=None, repr=False)
+    learning_rate: float | None = None
+    optimizer_steps: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable summary (no model, no tokenizer, no config).
@@ -114,6 +116,8 @@ class TrainResult:
             "history": self.history,
             "val_report": self.val_report,
             "test_report": self.test_report,
+            "learning_rate": self.learning_rate,
+            "optimizer_steps": self.optimizer_steps,
         }
 
 
@@ -403,7 +407,8 @@ def train(config: DictConfig | Mapping[str, Any] | str | os.PathLike | None = No
 
     model = Deberta.from_backbone(pretrained, data.id2label,
                                   fc_dropout=float(m.classifier_head.fc_dropout),
-                                  num_output_layers=int(m.classifier_head.num_output_layers))
+                                  num_output_layers=int(m.classifier_head.num_output_layers),
+                                  head_activation=str(m.classifier_head.activation))
     _check_lengths(model, max_len)
     weights = data.class_weights() if m.dataset.class_balancing == "weighted_loss" else None
     optim = OmegaConf.to_container(m.optim, resolve=True)
@@ -477,6 +482,8 @@ def train(config: DictConfig | Mapping[str, Any] | str | os.PathLike | None = No
         config=cfg,
         model=module.model,
         tokenizer=tokenizer,
+        learning_rate=module.learning_rate,
+        optimizer_steps=module.total_steps,
     )
     if trainer.is_global_zero:
         write_json(result.to_dict(), exp_dir / "train_result.json")
