@@ -239,7 +239,8 @@ class Deberta(nn.Module, PyTorchModelHubMixin):
     @classmethod
     def from_backbone(cls, pretrained: str | os.PathLike, id2label: dict[int, str],
                       fc_dropout: float = 0.2, num_output_layers: int = 1,
-                      cache_dir: str | None = None, head_activation: str = "gelu") -> Deberta:
+                      cache_dir: str | None = None, head_activation: str = "gelu",
+                      backbone: Any = None) -> Deberta:
         """A new classifier on a pretrained encoder's weights (the head is freshly initialised).
 
         The backbone's config is embedded as ``backbone_config`` so the saved checkpoint loads
@@ -259,6 +260,9 @@ class Deberta(nn.Module, PyTorchModelHubMixin):
             Hugging Face cache folder for a hub id.
         head_activation : {"gelu", "relu", "tanh"}, default "gelu"
             Activation after each hidden layer of the head (saved as ``head_activation``).
+        backbone : transformers.PreTrainedModel, optional
+            An encoder already built (e.g. from a config, with other weights); used instead of
+            loading ``pretrained``, which is then only recorded as ``base_model``.
 
         Returns
         -------
@@ -285,7 +289,8 @@ class Deberta(nn.Module, PyTorchModelHubMixin):
           (2): Dropout(p=0.2, inplace=False)
         )
         """
-        backbone = AutoModel.from_pretrained(os.fspath(pretrained), cache_dir=cache_dir)
+        if backbone is None:
+            backbone = AutoModel.from_pretrained(os.fspath(pretrained), cache_dir=cache_dir)
         backbone_config = backbone.config.to_dict()
         for key in ("_name_or_path", "architectures", "transformers_version"):
             backbone_config.pop(key, None)

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.utilities import rank_zero_info
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_info
 from torchmetrics import MeanMetric
 
 from dask_classify.errors import UsageError
@@ -268,6 +268,8 @@ class TextClassificationModule(L.LightningModule):
         self.frozen_parameters = freeze_unused_parameters(model)
         self.learning_rate: float | None = None
         self.total_steps: int | None = None
+        self.train_coverage: list[dict[str, Any]] = []
+        self._seen: list[torch.Tensor] = []
 
     # ------------------------------------------------------------------ steps
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -276,11 +278,40 @@ class TextClassificationModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Cross-entropy (class-weighted when configured) of one batch; logs ``train_loss``."""
+        if "index" in batch:
+            self._seen.append(batch["index"].detach().cpu())
         logits = self(batch["input_ids"], batch["attention_mask"])
         loss = F.cross_entropy(logits.float(), batch["labels"], weight=self.class_weights)
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True,
                  batch_size=len(batch["labels"]), sync_dist=True)
         return loss
+
+    def on_train_epoch_start(self) -> None:
+        """Start counting the training examples this process sees."""
+        self._seen = []
+
+    def on_train_epoch_end(self) -> None:
+        """Record how many training examples each process saw this epoch, and how many
+        distinct ones all processes saw together (``train_coverage``; under DDP each process
+        should see its own ~1/N share and together every example)."""
+        dm = getattr(self.trainer, "datamodule", None)
+        datasets = getattr(dm, "datasets", None) or {}
+        if "train_ds" not in datasets:
+            return
+        size = len(datasets["train_ds"])
+        seen = torch.cat(self._seen) if self._seen else torch.zeros(0, dtype=torch.long)
+        mask = torch.zeros(size, dtype=torch.float32, device=self.device)
+        mask[seen.to(self.device)] = 1.0
+        counts = self.all_gather(torch.tensor(float(len(seen)), device=self.device))
+        union = self.trainer.strategy.reduce(mask, reduce_op="sum")
+        per_process = [int(c) for c in counts.reshape(-1).tolist()]
+        self.train_coverage.append({
+            "epoch": int(self.current_epoch),
+            "train_examples_per_process": per_process,
+            "train_examples_distinct": int((union > 0).sum().item()),
+            "train_size": size,
+        })
+        self._seen = []
 
     def _eval_step(self, batch: dict[str, torch.Tensor], metrics: Any, mean: MeanMetric) -> None:
         logits = self(batch["input_ids"], batch["attention_mask"]).float()
