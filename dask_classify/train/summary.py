@@ -62,7 +62,8 @@ def _devices(trainer: Any) -> str:
 
 def log_start(cfg: DictConfig, trainer: Any, data: Any, tokenizer: Any, exp_dir: Path,
               loggers: Sequence[Any]) -> None:
-    """Log the start-of-training report (see the module docstring) on global rank 0.
+    """Log the start-of-training report (see the module docstring); the caller runs it on
+    global rank 0 only.
 
     Parameters
     ----------
@@ -79,8 +80,6 @@ def log_start(cfg: DictConfig, trainer: Any, data: Any, tokenizer: Any, exp_dir:
     loggers : sequence of Lightning loggers
         Where metrics are logged.
     """
-    if not trainer.is_global_zero:
-        return
     logger.info("config:\n%s", OmegaConf.to_yaml(cfg).rstrip())
     logger.info(_devices(trainer))
     logs = ", ".join(f"{type(lg).__name__.replace('Logger', '')}: {lg.log_dir}" for lg in loggers)

@@ -518,12 +518,14 @@ def train(config: DictConfig | Mapping[str, Any] | str | os.PathLike | None = No
     trainer = L.Trainer(**_trainer_kwargs(cfg), callbacks=callbacks, logger=loggers or False,
                         enable_checkpointing=checkpoint is not None,
                         default_root_dir=str(exp_dir))
-    if trainer.is_global_zero:
-        exp_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, exp_dir / "config.yaml", resolve=True)
+    # Before fit() the trainer does not know its rank yet (DDP sets it up in fit); the
+    # launcher's environment does (LOCAL_RANK/NODE_RANK of the processes it starts).
     from dask_classify.train.summary import infer_samples, log_start
 
-    log_start(cfg, trainer, data, tokenizer, exp_dir, loggers)
+    if _is_rank_zero():
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, exp_dir / "config.yaml", resolve=True)
+        log_start(cfg, trainer, data, tokenizer, exp_dir, loggers)
 
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     trainer.strategy.barrier("dask_classify_best_model")
