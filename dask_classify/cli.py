@@ -461,6 +461,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(OmegaConf.to_yaml(cfg))
         return 0
     result = train(cfg)
+    from dask_classify.train.nemo import _is_secondary_rank
+
+    if _is_secondary_rank():  # another DDP process of this run: rank 0 reports
+        return 0
     if result.test_report:
         from dask_classify.train.metrics import format_report
 
