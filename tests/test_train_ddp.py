@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -38,8 +39,8 @@ def _processes_mentioning(marker: str) -> list[psutil.Process]:
     return found
 
 
-@pytest.mark.slow
-def test_two_cpu_processes_split_the_data_and_write_one_best_model(tmp_path, data_dir):
+def _run_two_processes(tmp_path: Path, data_dir: Path, devices: list[str]) -> str:
+    """Train with two processes through the command line; returns its output (checked)."""
     encoder = build_tiny_encoder(tmp_path / "encoder", "bert", default_corpus(3000))
     train_frame = read_tsv(data_dir / "sst2" / "train.tsv", num_classes=2).iloc[:TRAIN_ROWS]
     dev_frame = read_tsv(data_dir / "sst2" / "dev.tsv", num_classes=2).iloc[:DEV_ROWS]
@@ -53,8 +54,7 @@ def test_two_cpu_processes_split_the_data_and_write_one_best_model(tmp_path, dat
         f"model.validation_ds.file_path={tmp_path / 'dev.tsv'}",
         "model.dataset.num_classes=2", "model.dataset.max_seq_length=32",
         "model.train_ds.batch_size=16", "model.validation_ds.batch_size=16",
-        "model.optim.lr=1e-3",
-        "trainer.devices=2", "trainer.strategy=ddp", "trainer.accelerator=cpu",
+        "model.optim.lr=1e-3", *devices,
         "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
         f"exp_manager.exp_dir={exp}",
     ]
@@ -98,4 +98,22 @@ def test_two_cpu_processes_split_the_data_and_write_one_best_model(tmp_path, dat
     assert [p.relative_to(exp).as_posix() for p in exp.rglob("best_model")] == ["best_model"]
     assert (exp / "best_model" / "model.safetensors").is_file()
     assert not [p for p in exp.rglob(".*") if "best_model" in p.name]
+    return output
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_split_the_data_and_write_one_best_model(tmp_path, data_dir):
+    output = _run_two_processes(tmp_path, data_dir, ["trainer.devices=2", "trainer.strategy=ddp",
+                                                     "trainer.accelerator=cpu"])
     assert output.count("devices: cpu, 2 process(es)") == 1  # the start report, once
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_nemo_gpus_2_trains_on_two_gpus(tmp_path, data_dir):
+    import torch
+
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs two GPUs")
+    output = _run_two_processes(tmp_path, data_dir, ["trainer.gpus=2", "trainer.accelerator=ddp"])
+    assert output.count("devices: cuda, 2 process(es)") == 1

@@ -134,6 +134,28 @@ def test_nemo_config_trains_with_only_data_paths_and_num_classes(encoder, sst2_s
     assert "validation_ds: 101 examples" in log
 
 
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_nemo_config_on_a_gpu_with_amp(encoder, sst2_small, tmp_path, monkeypatch):
+    """On a GPU machine NeMo's gpus: 1 is a GPU, and precision 16 with amp_level O1 is AMP."""
+    monkeypatch.chdir(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConfigWarning)  # tensorboard may be missing
+        result = train(NEMO_YAML, [f"model.train_ds.file_path={sst2_small['train']}",
+                                   f"model.validation_ds.file_path={sst2_small['dev']}",
+                                   "model.dataset.num_classes=2",
+                                   f"model.language_model.pretrained_model_name={encoder}",
+                                   "trainer.max_epochs=1", "trainer.precision=16",
+                                   "trainer.amp_level=O1"])
+    t = result.config.trainer
+    assert (t.accelerator, t.devices, t.precision) == ("gpu", 1, "16-mixed")
+    texts = NEMO_INFER_SAMPLES
+    expected = predict_probabilities(result.model, result.tokenizer, texts, 256)
+    out = DistributedDataClassifier(result.exported_model, score_field="p", device="cpu")(
+        pd.DataFrame({"text": texts}))
+    np.testing.assert_allclose(np.stack(out["p"].to_numpy()), expected, atol=1e-5)
+
+
 def test_nemo_config_loads_and_maps_its_keys():
     cfg, warned = _load("model.dataset.num_classes=2", path=NEMO_YAML)
     assert len(warned) == 1 and "trainer.gpus=1" in warned[0]  # no GPU here
