@@ -207,6 +207,19 @@ def test_gpus_without_a_gpu_falls_back_to_one_cpu_process():
     assert len(warned) == 1 and "trainer.gpus=[0, 1]" in warned[0]
 
 
+def test_precision_16_on_a_cpu_and_accelerator_gpu_without_one(caplog):
+    from dask_classify.train.trainer import _trainer_kwargs
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    cfg, _ = _load("trainer.precision=16", "trainer.amp_level=O1", "trainer.accelerator=cpu")
+    assert _trainer_kwargs(cfg)["precision"] == "32-true"  # Lightning has no fp16 AMP on CPUs
+    assert "not available on a CPU" in caplog.text
+    cfg, _ = _load("trainer.accelerator=gpu")
+    with pytest.raises(ConfigError, match="trainer.accelerator=gpu, but this machine has no"):
+        _trainer_kwargs(cfg)
+
+
 def test_keys_with_no_meaning_warn_once_naming_the_key(tmp_path):
     yaml = tmp_path / "conf.yaml"
     yaml.write_text("model:\n  tokenizer:\n    special_tokens: {sep_token: '[SEP]'}\n"

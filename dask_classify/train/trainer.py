@@ -306,6 +306,10 @@ def _trainer_kwargs(cfg: DictConfig) -> dict[str, Any]:
     kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     assert isinstance(kwargs, dict)
     kwargs = {k: v for k, v in kwargs.items() if v is not None or k in ("max_time",)}
+    accelerator = str(kwargs.get("accelerator") or "auto").lower()
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.accelerator={accelerator}, but this machine has no CUDA GPU "
+                          "torch can use; set trainer.accelerator=cpu (or auto)")
     precision = str(kwargs.get("precision", "32-true"))
     if precision in ("16", "16-mixed", "16-true") and _on_cpu(kwargs):
         # Lightning refuses fp16 AMP on a CPU; NeMo configs often ask for it (precision: 16).
