@@ -158,6 +158,32 @@ def markdown(payload: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def combine(paths: Sequence[Path], out: Path) -> dict[str, Any]:
+    """Merge the runs of several result files (same mode) into ``out``; the last file's
+    metadata is kept, each file's command is listed under ``commands``."""
+    payload: dict[str, Any] = {}
+    runs: dict[tuple[Any, int, int], dict[str, Any]] = {}
+    commands: list[str] = []
+    for path in paths:
+        part = _load(path)
+        if not part:
+            raise SystemExit(f"{path}: no results")
+        key = "lr_set" if part.get("mode") == "sweep" else "arm"
+        for run in part.get("runs", []):
+            runs[(run[key], run["rows"], run["seed"])] = run
+        commands.extend(part.get("commands", [part.get("command")]))
+        payload = {**part}
+    key = "lr_set" if payload.get("mode") == "sweep" else "arm"
+    payload["runs"] = list(runs.values())
+    payload["summary"] = _summary(payload["runs"], key)
+    payload["commands"] = [c for c in dict.fromkeys(commands) if c]
+    payload.pop("command", None)
+    C.write_json(out, payload)
+    out.with_suffix(".md").write_text(markdown(payload), encoding="utf-8")
+    print(markdown(payload))
+    return payload
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default="500,1500,20000", help="training rows, comma-separated")
@@ -173,10 +199,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="JSON file (default results/train_lr_defaults.json, "
                              "results/train_lr_sweep.json with --sweep)")
     parser.add_argument("--resume", action="store_true", help="skip runs already in --output")
+    parser.add_argument("--combine", nargs="+", metavar="JSON", default=None,
+                        help="merge the runs of these JSON files (pieces run in parallel) into "
+                             "--output and exit")
     parser.add_argument("overrides", nargs="*", help="extra config overrides for every run")
     C.add_data_option(parser)
     args = parser.parse_args(argv)
     C.set_data_dir(args.data)
+
+    if args.combine:
+        return combine([Path(p) for p in args.combine], Path(args.output or HERE / "results" / (
+            "train_lr_sweep.json" if args.sweep else "train_lr_defaults.json")))
 
     encoder = C.minilm_source()
     if encoder is None:
