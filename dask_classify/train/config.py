@@ -6,6 +6,12 @@ The layout is NeMo's text-classification config (``trainer``, ``model.language_m
 OmegaConf *struct* mode, so a key the defaults do not define is an error that names the key (and
 suggests the closest known one) instead of a setting that silently does nothing. The ``trainer``
 section also accepts every other ``lightning.Trainer`` argument, except those ``exp_manager`` owns.
+
+NeMo 1.x configs and command lines are read as they were meant: each layer (a YAML file, the
+overrides) first goes through :func:`dask_classify.train.nemo.translate` (``trainer.gpus``,
+``accelerator: ddp``, ``amp_level``, a ``hydra:`` section, top-level ``optim.*``, ...).
+Overrides use Hydra's syntax: ``key=value``, ``+key=value``, ``++key=value``, ``~key`` and
+``~key=value``.
 """
 
 from __future__ import annotations
@@ -248,7 +254,10 @@ def load_config(path: str | os.PathLike | Mapping[str, Any] | DictConfig | None 
         sets change. None: the defaults alone.
     overrides : sequence of str, default ()
         Command-line style overrides, ``"model.train_ds.batch_size=16"``; values are parsed as
-        YAML (``null``, numbers, booleans, ``[a, b]``).
+        YAML (``null``, numbers, booleans, ``[a, b]``). Hydra's ``+key=value`` and
+        ``++key=value`` set a key too (it must still be a known key), ``~key`` puts it back to
+        its packaged default (or removes an extra trainer argument), ``~key=value`` does so only
+        when it holds ``value``.
 
     Returns
     -------
@@ -260,7 +269,8 @@ def load_config(path: str | os.PathLike | Mapping[str, Any] | DictConfig | None 
     ------
     ConfigError
         A missing or unparsable file, an unknown key (named, with the closest known key), a
-        ``trainer`` key that ``exp_manager`` owns, or an invalid value (see
+        ``trainer`` key that ``exp_manager`` owns, a ``~key=value`` whose key holds another
+        value, or an invalid value (see
         :func:`validate_config`). Required values (``pretrained_model_name``,
         ``train_ds.file_path``) are checked by :func:`validate_config` with ``for_training=True``,
         which :func:`dask_classify.train.train` calls.
@@ -271,6 +281,9 @@ def load_config(path: str | os.PathLike | Mapping[str, Any] | DictConfig | None 
     >>> cfg = load_config(overrides=["model.optim.lr=1e-4", "trainer.max_epochs=2"])
     >>> cfg.model.optim.lr, cfg.trainer.max_epochs
     (0.0001, 2)
+    >>> cfg = load_config(overrides=["trainer.gpus=0", "optim.lr=3e-4", "~trainer.max_epochs"])
+    >>> cfg.trainer.accelerator, cfg.model.optim.lr, cfg.trainer.max_epochs  # NeMo's spellings
+    ('cpu', 0.0003, 3)
     >>> try:
     ...     load_config(overrides=["model.datset.num_classes=3"])
     ... except ValueError as err:
