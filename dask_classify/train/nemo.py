@@ -129,8 +129,10 @@ def _gpus(value: Any, notes: list[Note]) -> tuple[str, Any]:
             value = 0
         elif text == "-1":
             value = -1
-        else:
+        elif "," in text:  # Lightning 1.x: "0,1" lists GPU indexes, "2" counts GPUs
             value = [int(v) for v in text.split(",") if v.strip()]
+        else:
+            value = int(text)
     if value in (None, 0) or value == []:
         return "cpu", 1
     try:
