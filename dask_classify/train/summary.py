@@ -91,9 +91,11 @@ def log_start(cfg: DictConfig, trainer: Any, data: Any, tokenizer: Any, exp_dir:
         for i in range(min(SAMPLES_SHOWN, len(dataset))):
             ids, label, _ = dataset[i]
             tokens = tokenizer.convert_ids_to_tokens(ids)
-            logger.info("example %d of train_ds (label %d, %s): %r\n  tokens (%d): %s\n  "
-                        "input_ids: %s", i, label, data.id2label.get(label, label),
-                        frame["sentence"].iloc[i], len(ids), " ".join(tokens), ids)
+            name = data.id2label.get(label, str(label))
+            shown = f"{label}" if name == str(label) else f"{label} ({name})"
+            logger.info("example %d of train_ds (label %s): %r\n  tokens (%d): %s\n  "
+                        "input_ids: %s", i, shown, frame["sentence"].iloc[i], len(ids),
+                        " ".join(tokens), ids)
     for split, stats in data.stats.items():
         logger.info(format_length_stats(split, stats))
         if stats.get("truncated_share", 0) > TRUNCATION_WARNING_SHARE:

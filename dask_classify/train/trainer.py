@@ -358,11 +358,11 @@ def _loggers(cfg: DictConfig, exp_dir: Path) -> list[Any]:
 
         try:
             loggers.append(TensorBoardLogger(str(exp_dir), name="tb_logs"))
-        except ModuleNotFoundError as exc:
+        except ModuleNotFoundError:
             if _is_rank_zero():
                 warnings.warn("exp_manager.create_tensorboard_logger: the tensorboard package "
-                              f"is not installed ({exc}); logging without it (pip install "
-                              "tensorboard)", ConfigWarning, stacklevel=3)
+                              "is not installed; logging without it (pip install tensorboard)",
+                              ConfigWarning, stacklevel=3)
     return loggers
 
 
