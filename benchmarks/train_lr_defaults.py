@@ -135,7 +135,14 @@ def _summary(runs: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     for run in runs:
         groups.setdefault((run[key], run["rows"]), []).append(run)
     table = []
-    for (value, rows), items in sorted(groups.items(), key=lambda kv: (kv[0][1], str(kv[0][0]))):
+    def order(kv: tuple[tuple[Any, int], Any]) -> tuple[int, float, str]:
+        (value, rows), _ = kv
+        try:
+            return rows, float(value), ""
+        except ValueError:  # an arm: "old" before "new" (alphabetical would swap them)
+            return rows, 0.0, {"old": "0", "new": "1"}.get(str(value), str(value))
+
+    for (value, rows), items in sorted(groups.items(), key=order):
         accs = [r["accuracy"] for r in items]
         table.append({key: value, "rows": rows, "seeds": len(items),
                       "mean_accuracy": round(statistics.fmean(accs), 4),
