@@ -336,8 +336,10 @@ def test_default_head_and_learning_rate(encoder, sst2_small, tmp_path, caplog):
 def test_auto_learning_rate_rule():
     assert auto_learning_rate(384, 100_000) == pytest.approx(1e-4)  # long runs: the base rate
     assert auto_learning_rate(768, 100_000) == pytest.approx(5e-5)  # twice as wide: half
-    short, shorter = auto_learning_rate(384, 94), auto_learning_rate(384, 32)
-    assert 1e-4 < short < shorter <= 4e-4  # fewer steps: larger, capped at 4x
+    # Fewer steps: a larger rate, at most twice the base (the sweep's best at 32 and 94 steps).
+    rates = [auto_learning_rate(384, steps) for steps in (4000, 1000, 500, 250, 94, 32, 1)]
+    assert rates == sorted(rates) and rates[0] == rates[1] == pytest.approx(1e-4)
+    assert 1e-4 < rates[2] < 2e-4 and rates[3:] == pytest.approx([2e-4] * 4)
 
 
 @pytest.mark.parametrize("activation, module", [("relu", torch.nn.ReLU), ("tanh", torch.nn.Tanh),
