@@ -198,7 +198,8 @@ class TextClassificationModule(L.LightningModule):
     model : Deberta
         The classifier (usually from :meth:`Deberta.from_backbone`).
     optim : dict
-        The ``model.optim`` section: ``name`` (adamw/adam/sgd), ``lr``, ``betas``, ``momentum``,
+        The ``model.optim`` section: ``name`` (adamw/adam/sgd), ``lr`` (None: chosen by
+        :func:`auto_learning_rate` when training starts), ``betas``, ``momentum``,
         ``weight_decay`` and ``sched`` (``name``, ``warmup_steps``, ``warmup_ratio``).
     class_weights : sequence of float, optional
         Per-class weights of the training loss (``class_balancing: weighted_loss``). Validation
@@ -216,6 +217,11 @@ class TextClassificationModule(L.LightningModule):
         The latest full reports (see :func:`dask_classify.train.metrics.report_from_metrics`).
     frozen_parameters : list of str
         Parameters excluded from training (see :func:`freeze_unused_parameters`).
+    learning_rate, total_steps : float, int or None
+        The rate used and the optimizer steps planned (set by :meth:`configure_optimizers`).
+    train_coverage : list of dict
+        Per training epoch: ``train_examples_per_process`` (examples each process trained on)
+        and ``train_examples_distinct`` (distinct examples all processes trained on together).
 
     Raises
     ------
