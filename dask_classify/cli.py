@@ -184,10 +184,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_classify)
 
     p = sub.add_parser("train", parents=[debug], help="fine-tune a classifier from TSV files",
-                       description="Fine-tune a BERT-family encoder (NeMo-style YAML config; "
-                                   "dotted overrides like trainer.max_epochs=3).")
+                       description="Fine-tune a BERT-family encoder. The config is NeMo's "
+                                   "text-classification YAML (NeMo 1.x files work as they are); "
+                                   "overrides use Hydra's syntax: key=value, +key=value, ~key, "
+                                   "lists as trainer.devices=[0,1]; NeMo's top-level optim.* "
+                                   "is read as model.optim.*.")
     p.add_argument("--config", "-c", metavar="YAML", help="config file (default: the packaged one)")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    p.add_argument("--config-path", "-cp", metavar="DIR",
+                   help="Hydra's spelling, with --config-name: the config is DIR/NAME.yaml")
+    p.add_argument("--config-name", "-cn", metavar="NAME",
+                   help="config file name in --config-path (.yaml may be left out)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="config overrides: key=value, +key=value, ~key")
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved config and exit")
     p.set_defaults(func=_cmd_train)
@@ -435,25 +443,42 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- train etc.
 def _cmd_train(args: argparse.Namespace) -> int:
+    import logging
+
     from dask_classify.train import load_config, train  # MissingExtraError without [train]
 
-    cfg = load_config(args.config, args.overrides)
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("dask_classify").setLevel(logging.INFO)
+    cfg = load_config(_train_config_path(args), args.overrides)
     if args.print_config:
         from omegaconf import OmegaConf
 
         print(OmegaConf.to_yaml(cfg))
         return 0
-    import logging
-
-    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("dask_classify").setLevel(logging.INFO)
     result = train(cfg)
+    from dask_classify.train.nemo import _is_secondary_rank
+
+    if _is_secondary_rank():  # another DDP process of this run: rank 0 reports
+        return 0
     if result.test_report:
         from dask_classify.train.metrics import format_report
 
         print(f"test set ({cfg.model.test_ds.file_path}):\n{format_report(result.test_report)}")
     print(f"best model: {result.best_model}")
     return 0
+
+
+def _train_config_path(args: argparse.Namespace) -> str | None:
+    """``--config``, or Hydra's ``--config-path DIR --config-name NAME`` (``DIR/NAME.yaml``)."""
+    if args.config_name is None:
+        if args.config_path is not None:
+            raise UsageError("--config-path needs --config-name")
+        return args.config
+    if args.config is not None:
+        raise UsageError("give --config or --config-name, not both")
+    name = args.config_name if args.config_name.endswith((".yaml", ".yml")) else (
+        args.config_name + ".yaml")
+    return str(Path(args.config_path or ".") / name)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:

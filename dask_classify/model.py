@@ -10,7 +10,10 @@ Two extensions, both optional and ignored by NVIDIA's own loader:
 * ``backbone_config``: the backbone's ``config.json`` as a dict, written by our trainer so that a
   checkpoint loads offline without the backbone's hub config;
 * ``num_output_layers`` (default 1): ``> 1`` adds ``num_output_layers - 1`` hidden layers
-  (``mlp.*`` keys, NeMo's ``classifier_head.num_output_layers``) before ``fc``.
+  (``mlp.*`` keys, NeMo's ``classifier_head.num_output_layers``) before ``fc``;
+  ``head_activation`` (``relu``, ``gelu`` or ``tanh``; default ``gelu``, what checkpoints written
+  before the key existed used) is the activation after each hidden layer (NeMo's
+  ``classifier_head.activation``).
 """
 
 from __future__ import annotations
@@ -131,10 +134,19 @@ def backbone_config(config: dict[str, Any], cache_dir: str | None = None) -> Pre
         ) from exc
 
 
-def _head_layers(hidden: int, num_output_layers: int, dropout: float) -> nn.Module:
+#: Activations of the head's hidden layers (``head_activation`` in config.json).
+HEAD_ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
+
+
+def _head_layers(hidden: int, num_output_layers: int, dropout: float,
+                 activation: str = "gelu") -> nn.Module:
+    act = HEAD_ACTIVATIONS.get(str(activation).lower())
+    if act is None:
+        raise CheckpointError(f"config.json: head_activation must be one of "
+                              f"{sorted(HEAD_ACTIVATIONS)}, not {activation!r}")
     layers: list[nn.Module] = []
     for _ in range(max(0, num_output_layers - 1)):
-        layers += [nn.Linear(hidden, hidden), nn.GELU(), nn.Dropout(dropout)]
+        layers += [nn.Linear(hidden, hidden), act(), nn.Dropout(dropout)]
     return nn.Sequential(*layers)
 
 
@@ -185,7 +197,8 @@ class Deberta(nn.Module, PyTorchModelHubMixin):
         hidden = int(backbone.hidden_size if hasattr(backbone, "hidden_size") else backbone.dim)
         dropout = float(self.config.get("fc_dropout", 0.2))
         self.dropout = nn.Dropout(dropout)
-        self.mlp = _head_layers(hidden, int(self.config.get("num_output_layers", 1)), dropout)
+        self.mlp = _head_layers(hidden, int(self.config.get("num_output_layers", 1)), dropout,
+                                str(self.config.get("head_activation", "gelu")))
         self.fc = nn.Linear(hidden, len(self.config["id2label"]))
         params = inspect.signature(self.model.forward).parameters
         self._pass_position_ids = "position_ids" in params
@@ -273,7 +286,8 @@ class Deberta(nn.Module, PyTorchModelHubMixin):
     @classmethod
     def from_backbone(cls, pretrained: str | os.PathLike, id2label: dict[int, str],
                       fc_dropout: float = 0.2, num_output_layers: int = 1,
-                      cache_dir: str | None = None) -> Deberta:
+                      cache_dir: str | None = None, head_activation: str = "gelu",
+                      backbone: Any = None) -> Deberta:
         """A new classifier on a pretrained encoder's weights (the head is freshly initialised).
 
         The backbone's config is embedded as ``backbone_config`` so the saved checkpoint loads
@@ -291,6 +305,11 @@ class Deberta(nn.Module, PyTorchModelHubMixin):
             Layers of the head; ``> 1`` adds ``num_output_layers - 1`` hidden layers.
         cache_dir : str, optional
             Hugging Face cache folder for a hub id.
+        head_activation : {"gelu", "relu", "tanh"}, default "gelu"
+            Activation after each hidden layer of the head (saved as ``head_activation``).
+        backbone : transformers.PreTrainedModel, optional
+            An encoder already built (e.g. from a config, with other weights); used instead of
+            loading ``pretrained``, which is then only recorded as ``base_model``.
 
         Returns
         -------
@@ -306,11 +325,19 @@ class Deberta(nn.Module, PyTorchModelHubMixin):
         >>> cfg = tiny_backbone_config("bert", vocab_size=100)
         >>> encoder = tempfile.mkdtemp()
         >>> AutoModel.from_config(AutoConfig.for_model(**cfg)).save_pretrained(encoder)
-        >>> model = Deberta.from_backbone(encoder, {0: "neg", 1: "pos"}, num_output_layers=2)
+        >>> model = Deberta.from_backbone(encoder, {0: "neg", 1: "pos"}, num_output_layers=2,
+        ...                               head_activation="relu")
         >>> model.config["backbone_config"]["model_type"], model.id2label
         ('bert', {0: 'neg', 1: 'pos'})
+        >>> model.mlp
+        Sequential(
+          (0): Linear(in_features=64, out_features=64, bias=True)
+          (1): ReLU()
+          (2): Dropout(p=0.2, inplace=False)
+        )
         """
-        backbone = AutoModel.from_pretrained(os.fspath(pretrained), cache_dir=cache_dir)
+        if backbone is None:
+            backbone = AutoModel.from_pretrained(os.fspath(pretrained), cache_dir=cache_dir)
         backbone_config = backbone.config.to_dict()
         for key in ("_name_or_path", "architectures", "transformers_version"):
             backbone_config.pop(key, None)
@@ -320,6 +347,7 @@ class Deberta(nn.Module, PyTorchModelHubMixin):
             "id2label": {str(i): str(lab) for i, lab in sorted(id2label.items())},
             "label2id": {str(lab): int(i) for i, lab in sorted(id2label.items())},
             "num_output_layers": int(num_output_layers),
+            "head_activation": str(head_activation).lower(),
             "backbone_config": backbone_config,
         }
         model = cls(config)

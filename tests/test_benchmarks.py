@@ -217,3 +217,31 @@ def test_bench_large_quick(tmp_path):
     assert large.rows_written(folder, seen) == 150
     (folder / ".b.parquet.tmp-1234").rename(folder / "b.parquet")
     assert large.rows_written(folder, seen) == 150
+
+
+@pytest.mark.slow
+def test_train_lr_defaults_quick(tmp_path, data_dir):
+    """The learning-rate study at toy size: both arms, a tiny encoder, 32 rows; then --combine."""
+    pytest.importorskip("lightning")
+    from dask_classify.testing import build_tiny_encoder, default_corpus
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "train_lr_defaults.py"
+    encoder = build_tiny_encoder(tmp_path / "enc", "bert", default_corpus(2000))
+    common = [sys.executable, str(script), "--data", str(data_dir), "--encoder", str(encoder),
+              "--rows", "32", "--seeds", "1"]
+    for arm in ("old", "new"):
+        subprocess.run([*common, "--arms", arm, "--output", str(tmp_path / f"{arm}.json")],
+                       check=True, capture_output=True, text=True, timeout=600)
+    subprocess.run([*common, "--combine", str(tmp_path / "old.json"), str(tmp_path / "new.json"),
+                    "--output", str(tmp_path / "all.json")], check=True, capture_output=True,
+                   text=True, timeout=600)
+    payload = json.loads((tmp_path / "all.json").read_text())
+    runs = {r["arm"]: r for r in payload["runs"]}
+    assert set(runs) == {"old", "new"} and all(r["eval_rows"] == 872 for r in runs.values())
+    assert runs["old"]["lr"] == pytest.approx(2e-5)
+    assert runs["new"]["optimizer_steps"] == 2  # 32 rows, batch 32, 2 epochs
+    from dask_classify.train.module import auto_learning_rate
+
+    assert runs["new"]["lr"] == pytest.approx(auto_learning_rate(64, 2))
+    assert len(payload["commands"]) == 2 and "machine" in payload
+    assert "| 32 | new |" in (tmp_path / "all.md").read_text()

@@ -72,6 +72,9 @@ def _overrides(encoder: Path, train_file: Path, exp_dir: Path, *extra: str) -> l
         "model.dataset.num_classes=2",
         "model.train_ds.batch_size=16",
         "model.optim.lr=2e-3",  # a tiny random encoder needs a high rate to learn fast
+        # A linear head learns fastest on a tiny random encoder; the default 2-layer head is
+        # trained in test_num_output_layers_2_round_trips and the NeMo-config tests.
+        "model.classifier_head.num_output_layers=1",
         "model.optim.sched.warmup_ratio=0.0",
         "trainer.accelerator=cpu",
         "trainer.devices=1",

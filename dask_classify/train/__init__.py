@@ -25,6 +25,7 @@ _EXPORTS = {
     "load_config": "dask_classify.train.config",
     "default_config": "dask_classify.train.config",
     "ConfigError": "dask_classify.train.config",
+    "ConfigWarning": "dask_classify.train.nemo",
     "classification_report": "dask_classify.train.metrics",
 }
 

@@ -6,6 +6,12 @@ The layout is NeMo's text-classification config (``trainer``, ``model.language_m
 OmegaConf *struct* mode, so a key the defaults do not define is an error that names the key (and
 suggests the closest known one) instead of a setting that silently does nothing. The ``trainer``
 section also accepts every other ``lightning.Trainer`` argument, except those ``exp_manager`` owns.
+
+NeMo 1.x configs and command lines are read as they were meant: each layer (a YAML file, the
+overrides) first goes through :func:`dask_classify.train.nemo.translate` (``trainer.gpus``,
+``accelerator: ddp``, ``amp_level``, a ``hydra:`` section, top-level ``optim.*``, ...).
+Overrides use Hydra's syntax: ``key=value``, ``+key=value``, ``++key=value``, ``~key`` and
+``~key=value``.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from dask_classify.errors import UserError
+from dask_classify.model import HEAD_ACTIVATIONS
 
 __all__ = ["ConfigError", "default_config", "load_config", "validate_config"]
 
@@ -58,7 +65,7 @@ class ConfigError(UserError, ValueError):
     ... except ConfigError as err:
     ...     print(err)
     invalid training config:
-      model.optim.lr: must be a number > 0, not -1
+      model.optim.lr: must be a number > 0 or null (chosen for you), not -1
     """
 
 
@@ -179,15 +186,61 @@ def _as_config(source: Any, name: str) -> DictConfig:
                       f"{type(source).__name__}")
 
 
-def _parse_overrides(overrides: Iterable[str]) -> DictConfig:
+def _parse_overrides(overrides: Iterable[str]) -> tuple[DictConfig, list[tuple[str, Any]]]:
+    """Hydra-style overrides: the layer they set and the keys they delete (``~key[=value]``).
+
+    ``key=value`` sets, ``+key=value`` (Hydra: add) and ``++key=value`` (add or override) set
+    too: every key must still be one this config knows, so a misspelt one stays an error.
+    """
     items = [overrides] if isinstance(overrides, str) else list(overrides)
+    sets: list[str] = []
+    deletes: list[tuple[str, Any]] = []
     for item in items:
-        if not isinstance(item, str) or "=" not in item or item.startswith("="):
+        if not isinstance(item, str):
             raise ConfigError(f"override {item!r} must look like key.sub=value")
+        if item.startswith("~"):
+            key, eq, value = item[1:].partition("=")
+            if not key.strip():
+                raise ConfigError(f"override {item!r} must look like ~key.sub or ~key.sub=value")
+            parsed = _MISSING
+            if eq:
+                parsed = OmegaConf.from_dotlist([f"v={value}"]).v if value else None
+            deletes.append((key.strip(), parsed))
+            continue
+        body = item[2:] if item.startswith("++") else item[1:] if item.startswith("+") else item
+        if "=" not in body or body.startswith("="):
+            raise ConfigError(f"override {item!r} must look like key.sub=value (or +key=value, "
+                              "~key)")
+        sets.append(body)
     try:
-        return OmegaConf.from_dotlist(items)
+        return OmegaConf.from_dotlist(sets), deletes
     except OmegaConfBaseException as exc:
         raise ConfigError(f"could not parse overrides {items}: {exc}") from exc
+
+
+_MISSING = object()
+
+
+def _delete(cfg: DictConfig, defaults: DictConfig, key: str, expected: Any) -> None:
+    """Hydra's ``~key``: the key goes back to its packaged default (or away, for an extra
+    trainer argument); ``~key=value`` only when it holds ``value``."""
+    parent_key, _, leaf = key.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+    if not isinstance(parent, DictConfig) or leaf not in parent:
+        raise _unknown_key_error(cfg, key, "overrides")
+    if expected is not _MISSING:
+        current = OmegaConf.select(cfg, key)
+        current = OmegaConf.to_container(current) if isinstance(current, (DictConfig,
+                                                                           ListConfig)) else current
+        if current != expected:
+            raise ConfigError(f"override ~{key}={expected}: {key} is {current!r}, not "
+                              f"{expected!r}")
+    default = OmegaConf.select(defaults, key, default=_MISSING)
+    with _open(parent):
+        if default is _MISSING:
+            del parent[leaf]
+        else:
+            parent[leaf] = default
 
 
 def load_config(path: str | os.PathLike | Mapping[str, Any] | DictConfig | None = None,
@@ -201,7 +254,10 @@ def load_config(path: str | os.PathLike | Mapping[str, Any] | DictConfig | None 
         sets change. None: the defaults alone.
     overrides : sequence of str, default ()
         Command-line style overrides, ``"model.train_ds.batch_size=16"``; values are parsed as
-        YAML (``null``, numbers, booleans, ``[a, b]``).
+        YAML (``null``, numbers, booleans, ``[a, b]``). Hydra's ``+key=value`` and
+        ``++key=value`` set a key too (it must still be a known key), ``~key`` puts it back to
+        its packaged default (or removes an extra trainer argument), ``~key=value`` does so only
+        when it holds ``value``.
 
     Returns
     -------
@@ -213,7 +269,8 @@ def load_config(path: str | os.PathLike | Mapping[str, Any] | DictConfig | None 
     ------
     ConfigError
         A missing or unparsable file, an unknown key (named, with the closest known key), a
-        ``trainer`` key that ``exp_manager`` owns, or an invalid value (see
+        ``trainer`` key that ``exp_manager`` owns, a ``~key=value`` whose key holds another
+        value, or an invalid value (see
         :func:`validate_config`). Required values (``pretrained_model_name``,
         ``train_ds.file_path``) are checked by :func:`validate_config` with ``for_training=True``,
         which :func:`dask_classify.train.train` calls.
@@ -224,21 +281,31 @@ def load_config(path: str | os.PathLike | Mapping[str, Any] | DictConfig | None 
     >>> cfg = load_config(overrides=["model.optim.lr=1e-4", "trainer.max_epochs=2"])
     >>> cfg.model.optim.lr, cfg.trainer.max_epochs
     (0.0001, 2)
+    >>> cfg = load_config(overrides=["trainer.gpus=0", "optim.lr=3e-4", "~trainer.max_epochs"])
+    >>> cfg.trainer.accelerator, cfg.model.optim.lr, cfg.trainer.max_epochs  # NeMo's spellings
+    ('cpu', 0.0003, 3)
     >>> try:
     ...     load_config(overrides=["model.datset.num_classes=3"])
     ... except ValueError as err:
     ...     print(err)
     unknown config key 'model.datset' (from overrides); did you mean 'model.dataset'?
     """
+    from dask_classify.train.nemo import emit, translate
+
     base = default_config()
     trainer_args = _trainer_arguments()
     layers: list[tuple[DictConfig, str]] = []
+    deletes: list[tuple[str, Any]] = []
     if path is not None:
         source = str(path) if isinstance(path, (str, os.PathLike)) else "the given config"
         layers.append((_as_config(path, "path"), source))
     if overrides:
-        layers.append((_parse_overrides(overrides), "overrides"))
-    for layer, source in layers:
+        sets, deletes = _parse_overrides(overrides)
+        layers.append((sets, "overrides"))
+    notes = []
+    for raw, source in layers:
+        layer, layer_notes = translate(raw, source)
+        notes.extend(layer_notes)
         _check_keys(base, layer, source, trainer_args)
         try:
             base = OmegaConf.merge(base, layer)
@@ -248,12 +315,19 @@ def load_config(path: str | os.PathLike | Mapping[str, Any] | DictConfig | None 
             raise ConfigError(f"invalid value for {getattr(exc, 'full_key', '?')!r} "
                               f"(from {source}): {exc.msg if hasattr(exc, 'msg') else exc}"
                               ) from exc
+    for key, expected in deletes:
+        _delete(base, default_config(), key, expected)
+    missing = sorted(OmegaConf.missing_keys(base))
+    if missing:
+        raise ConfigError("invalid training config:\n  " + "\n  ".join(
+            f"{key}: required (the config says ???)" for key in missing))
     try:
         OmegaConf.resolve(base)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"could not resolve the config: {exc}") from exc
     OmegaConf.set_struct(base, True)
     validate_config(base, for_training=False)
+    emit(notes)
     return base
 
 
@@ -302,15 +376,33 @@ def validate_config(cfg: DictConfig, for_training: bool = True) -> None:
         problems.append(f"{key}: {message}")
 
     m = cfg.model
+    lm = m.language_model
     if cfg.seed is not None and not _is_int(cfg.seed):
         bad("seed", f"must be an integer or null, not {cfg.seed!r}")
     name = m.language_model.pretrained_model_name
     if name is not None and (not isinstance(name, str) or not name.strip()):
         bad("model.language_model.pretrained_model_name", f"must be a non-empty string, not "
                                                            f"{name!r}")
-    if for_training and name is None:
+    if for_training and name is None and not (lm.config_file or lm.config):
         bad("model.language_model.pretrained_model_name",
             "required (a folder or hub id of an encoder)")
+    if for_training and name is None and m.tokenizer.tokenizer_name is None:
+        if lm.config_file or lm.config:
+            bad("model.tokenizer.tokenizer_name", "required when the encoder comes from "
+                                                  "model.language_model.config(_file)")
+    if lm.config is not None and not isinstance(lm.config, DictConfig):
+        bad("model.language_model.config", f"must be a mapping or null, not {lm.config!r}")
+    for key in ("config_file", "lm_checkpoint"):
+        if lm[key] is not None and (not isinstance(lm[key], str) or not lm[key].strip()):
+            bad(f"model.language_model.{key}", f"must be a path or null, not {lm[key]!r}")
+    if m.nemo_path is not None and (not isinstance(m.nemo_path, str) or not m.nemo_path.strip()):
+        bad("model.nemo_path", f"must be a path or null, not {m.nemo_path!r}")
+    samples = m.infer_samples
+    if samples is not None and (not isinstance(samples, ListConfig)
+                                or not all(isinstance(t, str) for t in samples)):
+        bad("model.infer_samples", f"must be a list of texts, not {samples!r}")
+    if not isinstance(m.dataset.use_cache, bool):
+        bad("model.dataset.use_cache", f"must be true or false, not {m.dataset.use_cache!r}")
     tok = m.tokenizer.tokenizer_name
     if tok is not None and (not isinstance(tok, str) or not tok.strip()):
         bad("model.tokenizer.tokenizer_name", f"must be a non-empty string or null, not {tok!r}")
@@ -334,6 +426,9 @@ def validate_config(cfg: DictConfig, for_training: bool = True) -> None:
     if not _is_int(head.num_output_layers) or head.num_output_layers < 1:
         bad("model.classifier_head.num_output_layers",
             f"must be an integer >= 1, not {head.num_output_layers!r}")
+    if not isinstance(head.activation, str) or head.activation.lower() not in HEAD_ACTIVATIONS:
+        bad("model.classifier_head.activation", f"must be one of {sorted(HEAD_ACTIVATIONS)}, "
+                                                f"not {head.activation!r}")
     if not _is_number(head.fc_dropout) or not 0 <= head.fc_dropout < 1:
         bad("model.classifier_head.fc_dropout", f"must be a number in [0, 1), not "
                                                 f"{head.fc_dropout!r}")
@@ -360,8 +455,9 @@ def validate_config(cfg: DictConfig, for_training: bool = True) -> None:
     opt = m.optim
     if not isinstance(opt.name, str) or opt.name.lower() not in _OPTIMIZERS:
         bad("model.optim.name", f"must be one of {list(_OPTIMIZERS)}, not {opt.name!r}")
-    if not _is_number(opt.lr) or not opt.lr > 0 or not math.isfinite(opt.lr):
-        bad("model.optim.lr", f"must be a number > 0, not {opt.lr!r}")
+    if opt.lr is not None and (not _is_number(opt.lr) or not opt.lr > 0
+                               or not math.isfinite(opt.lr)):
+        bad("model.optim.lr", f"must be a number > 0 or null (chosen for you), not {opt.lr!r}")
     if not _is_number(opt.weight_decay) or opt.weight_decay < 0:
         bad("model.optim.weight_decay", f"must be a number >= 0, not {opt.weight_decay!r}")
     betas = opt.betas
@@ -384,8 +480,11 @@ def validate_config(cfg: DictConfig, for_training: bool = True) -> None:
                                               f"{sched.warmup_ratio!r}")
 
     em = cfg.exp_manager
-    if not isinstance(em.exp_dir, str) or not em.exp_dir.strip():
-        bad("exp_manager.exp_dir", f"must be a non-empty path, not {em.exp_dir!r}")
+    if em.exp_dir is not None and (not isinstance(em.exp_dir, str) or not em.exp_dir.strip()):
+        bad("exp_manager.exp_dir", f"must be a non-empty path or null, not {em.exp_dir!r}")
+    if em.name is not None and (not isinstance(em.name, str) or not em.name.strip()
+                                or "/" in em.name or em.name in (".", "..")):
+        bad("exp_manager.name", f"must be a folder name or null, not {em.name!r}")
     params = em.checkpoint_callback_params
     if params.mode not in ("max", "min"):
         bad("exp_manager.checkpoint_callback_params.mode", f"must be 'max' or 'min', not "

@@ -9,10 +9,13 @@ the same token ids in training and in :class:`~dask_classify.DistributedDataClas
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -22,6 +25,7 @@ import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from dask_classify.atomic import file_mode
 from dask_classify.tokenize import pad_batch, tokenize
 from dask_classify.train.config import ConfigError
 from dask_classify.train.data import (
@@ -36,8 +40,12 @@ __all__ = [
     "LengthGroupedSampler",
     "PadCollator",
     "TextClassificationDataModule",
+    "TokenCache",
     "class_weights",
+    "length_stats",
     "load_training_tokenizer",
+    "tokenizer_fingerprint",
+    "truncated_mask",
 ]
 
 logger = logging.getLogger(__name__)
@@ -118,7 +126,7 @@ def load_training_tokenizer(name: str | os.PathLike, max_seq_length: int,
 
 
 class EncodedDataset(Dataset):
-    """Token ids (unpadded) and integer labels of one split.
+    """Token ids (unpadded) and integer labels of one split; items are ``(ids, label, index)``.
 
     Parameters
     ----------
@@ -137,8 +145,8 @@ class EncodedDataset(Dataset):
     >>> import numpy as np
     >>> from dask_classify.train.datamodule import EncodedDataset
     >>> ds = EncodedDataset([[2, 5, 3], [2, 3]], np.array([1, 0]))
-    >>> len(ds), ds[0]
-    (2, ([2, 5, 3], 1))
+    >>> len(ds), ds[1]
+    (2, ([2, 3], 0, 1))
     """
 
     def __init__(self, input_ids: Sequence[Sequence[int]], labels: np.ndarray) -> None:
@@ -150,15 +158,17 @@ class EncodedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int) -> tuple[list[int], int]:
-        return self.input_ids[index], int(self.labels[index])
+    def __getitem__(self, index: int) -> tuple[list[int], int, int]:
+        return self.input_ids[index], int(self.labels[index]), int(index)
 
 
 class PadCollator:
-    """Collate ``(ids, label)`` pairs into a padded batch (picklable, for worker processes).
+    """Collate ``(ids, label[, index])`` items into a padded batch (picklable, for workers).
 
-    Called on a list of ``(ids, label)`` pairs, returns a dict of ``input_ids`` and
-    ``attention_mask`` (int64, right-padded to the batch's longest row) and ``labels``.
+    Called on a list of ``(ids, label)`` pairs or ``(ids, label, index)`` triples (what
+    :class:`EncodedDataset` yields), returns a dict of ``input_ids`` and ``attention_mask``
+    (int64, right-padded to the batch's longest row), ``labels`` and, for triples, ``index``
+    (each example's row in its split: how training counts the examples every process saw).
 
     Parameters
     ----------
@@ -176,10 +186,13 @@ class PadCollator:
     def __init__(self, pad_id: int) -> None:
         self.pad_id = int(pad_id)
 
-    def __call__(self, items: Sequence[tuple[list[int], int]]) -> dict[str, torch.Tensor]:
-        ids, mask = pad_batch([i for i, _ in items], self.pad_id, "right")
-        labels = torch.tensor([label for _, label in items], dtype=torch.long)
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    def __call__(self, items: Sequence[tuple[Any, ...]]) -> dict[str, torch.Tensor]:
+        ids, mask = pad_batch([item[0] for item in items], self.pad_id, "right")
+        labels = torch.tensor([item[1] for item in items], dtype=torch.long)
+        batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        if items and len(items[0]) > 2:
+            batch["index"] = torch.tensor([item[2] for item in items], dtype=torch.long)
+        return batch
 
 
 def class_weights(labels: Sequence[int] | np.ndarray, num_classes: int) -> list[float]:
@@ -267,6 +280,220 @@ class LengthGroupedSampler(Sampler[int]):
             yield from batches[b].tolist()
 
 
+def truncated_mask(tokenizer: Any, texts: Sequence[str], ids: Sequence[Sequence[int]],
+                   max_length: int) -> np.ndarray:
+    """Which texts lost tokens to ``max_length`` (only those that reached it are re-tokenized).
+
+    Parameters
+    ----------
+    tokenizer : transformers tokenizer
+        The tokenizer that produced ``ids``.
+    texts : sequence of str
+        The texts.
+    ids : sequence of sequence of int
+        Their token ids, truncated to ``max_length`` (:func:`dask_classify.tokenize.tokenize`).
+    max_length : int
+        The limit.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        True for each truncated text.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dask_classify.testing import build_tokenizer
+    >>> from dask_classify.tokenize import tokenize
+    >>> tok = build_tokenizer(tempfile.mkdtemp(), "bert", ["a good film", "a bad film"])
+    >>> texts = ["a good film", "a bad film", "a film"]
+    >>> truncated_mask(tok, texts, tokenize(tok, texts, 4), 4).tolist()  # 5, 5 and 4 tokens
+    [True, True, False]
+    """
+    at_limit = [i for i, row in enumerate(ids) if len(row) >= max_length]
+    out = np.zeros(len(ids), dtype=bool)
+    if at_limit:
+        full = tokenizer([texts[i] for i in at_limit], truncation=False, padding=False,
+                         return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+        for i, row in zip(at_limit, full, strict=True):
+            out[i] = len(row) > max_length
+    return out
+
+
+def length_stats(lengths: Sequence[int], truncated: np.ndarray, max_length: int
+                 ) -> dict[str, Any]:
+    """Token-length statistics of one split, as training prints them.
+
+    Parameters
+    ----------
+    lengths : sequence of int
+        Tokens of each example after truncation.
+    truncated : numpy.ndarray of bool
+        Which examples were truncated (:func:`truncated_mask`).
+    max_length : int
+        ``model.dataset.max_seq_length``.
+
+    Returns
+    -------
+    dict
+        ``count``, ``min``, ``mean``, ``median``, ``p90``, ``p99``, ``max``, ``max_seq_length``,
+        ``truncated`` (count) and ``truncated_share``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = length_stats([3, 5, 8, 8], np.array([False, False, True, False]), 8)
+    >>> s["median"], s["max"], s["truncated"], s["truncated_share"]
+    (6.5, 8, 1, 0.25)
+    """
+    arr = np.asarray(lengths, dtype=np.int64)
+    n = int(arr.size)
+    cut = int(np.count_nonzero(truncated))
+    if n == 0:
+        return {"count": 0, "max_seq_length": int(max_length), "truncated": 0,
+                "truncated_share": 0.0}
+    return {"count": n, "min": int(arr.min()), "mean": round(float(arr.mean()), 2),
+            "median": float(np.median(arr)), "p90": float(np.percentile(arr, 90)),
+            "p99": float(np.percentile(arr, 99)), "max": int(arr.max()),
+            "max_seq_length": int(max_length), "truncated": cut,
+            "truncated_share": round(cut / n, 4)}
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """A hash of what decides a tokenizer's output: its class, vocabulary, normaliser (e.g.
+    lower-casing), pre-tokenizer and special tokens.
+
+    Two tokenizers with the same fingerprint produce the same ids for every text; any change of
+    vocabulary or normalisation changes it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dask_classify.testing import build_tokenizer
+    >>> texts = ["a good film", "a bad film"]
+    >>> a = build_tokenizer(tempfile.mkdtemp(), "bert", texts)
+    >>> b = build_tokenizer(tempfile.mkdtemp(), "bert", texts)
+    >>> c = build_tokenizer(tempfile.mkdtemp(), "bert", texts + ["another word"])
+    >>> tokenizer_fingerprint(a) == tokenizer_fingerprint(b) != tokenizer_fingerprint(c)
+    True
+    """
+    h = hashlib.sha256(type(tokenizer).__name__.encode())
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        state = json.loads(backend.to_str())
+        for key in ("truncation", "padding"):  # call settings, changed by every call
+            state.pop(key, None)
+        h.update(json.dumps(state, sort_keys=True).encode())
+    else:
+        h.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
+        h.update(repr(getattr(tokenizer, "do_lower_case", None)).encode())
+    specials = {k: str(v) for k, v in sorted(tokenizer.special_tokens_map.items())}
+    h.update(json.dumps(specials, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+class TokenCache:
+    """The token ids of one TSV file, cached next to it (``model.dataset.use_cache``).
+
+    The cache file is ``<tsv>.dask_classify-tokens-<max_seq_length>-<tokenizer hash>.npz`` in the
+    TSV's folder. It stores the SHA-256 of the TSV's bytes, the number of rows tokenized and a
+    format version; :meth:`load` serves it only when all of these match, so an edited file, a
+    different tokenizer (vocabulary, lower-casing, ...) or another ``max_seq_length`` or
+    ``num_samples`` tokenizes afresh (and rewrites the cache). Writes are atomic (so processes of
+one DDP run may write it at once). A folder that
+    cannot be written to only costs the cache (a warning).
+
+    Parameters
+    ----------
+    tsv : str or path-like
+        The data file.
+    tokenizer : transformers tokenizer
+        The tokenizer.
+    max_length : int
+        ``model.dataset.max_seq_length``.
+    rows : int
+        Rows tokenized (after ``num_samples``).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from dask_classify.testing import build_tokenizer
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (tmp / "train.tsv").write_text("a good film\\t1\\n", encoding="utf-8")
+    >>> tok = build_tokenizer(tmp / "tok", "bert", ["a good film"])
+    >>> cache = TokenCache(tmp / "train.tsv", tok, 16, rows=1)
+    >>> cache.load() is None
+    True
+    >>> cache.save([[2, 5, 6, 7, 3]], np.array([False]))
+    >>> ids, truncated = TokenCache(tmp / "train.tsv", tok, 16, rows=1).load()
+    >>> ids, truncated.tolist()
+    ([[2, 5, 6, 7, 3]], [False])
+    """
+
+    VERSION = 1
+
+    def __init__(self, tsv: str | os.PathLike, tokenizer: Any, max_length: int,
+                 rows: int) -> None:
+        self.tsv = Path(tsv)
+        self.max_length = int(max_length)
+        self.rows = int(rows)
+        fingerprint = tokenizer_fingerprint(tokenizer)
+        self.path = self.tsv.with_name(f"{self.tsv.name}.dask_classify-tokens-"
+                                       f"{self.max_length}-{fingerprint[:16]}.npz")
+        self._meta = {"version": self.VERSION, "sha256": _file_sha256(self.tsv),
+                      "rows": self.rows, "max_length": self.max_length,
+                      "tokenizer": fingerprint}
+
+    def load(self) -> tuple[list[list[int]], np.ndarray] | None:
+        """The cached ``(ids, truncated)``, or None when there is no valid cache."""
+        if not self.path.is_file():
+            return None
+        try:
+            with np.load(self.path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                if meta != self._meta:
+                    return None
+                flat, offsets = data["ids"], data["offsets"]
+                truncated = data["truncated"].astype(bool)
+        except (OSError, ValueError, KeyError) as exc:
+            logger.warning("ignoring the unreadable token cache %s (%s)", self.path, exc)
+            return None
+        ids = [flat[offsets[i]:offsets[i + 1]].tolist() for i in range(len(offsets) - 1)]
+        return ids, truncated
+
+    def save(self, ids: Sequence[Sequence[int]], truncated: np.ndarray) -> None:
+        """Write the cache (atomically); a write error is logged, not raised."""
+        lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        flat = np.fromiter((t for row in ids for t in row), dtype=np.int64,
+                           count=int(offsets[-1]))
+        temp = None
+        try:
+            fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.",
+                                        suffix=".tmp")
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, ids=flat, offsets=offsets,
+                         truncated=np.asarray(truncated, dtype=bool),
+                         meta=np.array(json.dumps(self._meta)))
+            os.chmod(temp, file_mode())
+            os.replace(temp, self.path)  # atomic: readers see the old file or the new one
+            temp = None
+        except OSError as exc:
+            logger.warning("could not write the token cache %s (%s); continuing without it",
+                           self.path, exc)
+        finally:
+            if temp is not None and os.path.exists(temp):
+                os.unlink(temp)
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 class TextClassificationDataModule(L.LightningDataModule):
     """Train/validation/test splits from NeMo-format TSV files (``sentence<TAB>label``).
 
@@ -303,7 +530,9 @@ class TextClassificationDataModule(L.LightningDataModule):
     (True, False)
     >>> batch = next(iter(dm.train_dataloader()))
     >>> sorted(batch), batch["labels"].shape[0] <= 2
-    (['attention_mask', 'input_ids', 'labels'], True)
+    (['attention_mask', 'index', 'input_ids', 'labels'], True)
+    >>> dm.stats["train_ds"]["truncated"], dm.stats["train_ds"]["max"]
+    (0, 5)
     """
 
     def __init__(self, cfg: DictConfig, tokenizer: Any) -> None:
@@ -314,6 +543,10 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.datasets: dict[str, EncodedDataset] = {}
         self.num_classes: int | None = None
         self.id2label: dict[int, str] = {}
+        #: Per split: token-length statistics and how many examples were truncated.
+        self.stats: dict[str, dict[str, Any]] = {}
+        #: Per split: True when its tokens came from the ``use_cache`` file.
+        self.from_cache: dict[str, bool] = {}
         self._loaded = False
 
     # ------------------------------------------------------------------ reading
@@ -373,15 +606,39 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.id2label = names or {i: str(i) for i in range(self.num_classes)}
         return frames
 
+    def _tokenize(self, split: str, frame: pd.DataFrame) -> tuple[list[list[int]], np.ndarray]:
+        """Token ids and truncation flags of one split, from the cache when allowed and valid."""
+        max_len = int(self.cfg.dataset.max_seq_length)
+        texts = frame["sentence"].tolist()
+        cache = None
+        if self.cfg.dataset.get("use_cache"):
+            cache = TokenCache(self._file(split), self.tokenizer, max_len, len(texts))
+            hit = cache.load()
+            self.from_cache[split] = hit is not None
+            if hit is not None:
+                logger.info("%s: %d examples read from the token cache %s", split, len(texts),
+                            cache.path)
+                return hit
+        ids = tokenize(self.tokenizer, texts, max_len)
+        truncated = truncated_mask(self.tokenizer, texts, ids, max_len)
+        if cache is not None:
+            cache.save(ids, truncated)
+        return ids, truncated
+
     def load(self) -> TextClassificationDataModule:
-        """:meth:`read` and tokenize every split (once); returns ``self``."""
+        """:meth:`read` and tokenize every split (once); returns ``self``.
+
+        With ``model.dataset.use_cache: true`` the token ids come from (or go to) a cache file
+        next to each TSV file (:class:`TokenCache`).
+        """
         if self._loaded:
             return self
         frames = self.read()
         max_len = int(self.cfg.dataset.max_seq_length)
         for split, frame in frames.items():
-            ids = tokenize(self.tokenizer, frame["sentence"].tolist(), max_len)
+            ids, truncated = self._tokenize(split, frame)
             self.datasets[split] = EncodedDataset(ids, frame["label"].to_numpy())
+            self.stats[split] = length_stats([len(row) for row in ids], truncated, max_len)
         # Lightning reads a hook that is None as "this split does not exist", which skips the
         # loop quietly (an empty loader would warn on every run without validation data).
         if "validation_ds" not in self.datasets:
@@ -414,14 +671,26 @@ class TextClassificationDataModule(L.LightningDataModule):
         d = self.cfg[split]
         workers = int(d.num_workers)
         dataset = self.datasets[split]
-        sampler = None
+        sampler: Any = None
         if d.group_by_length:
             sampler = LengthGroupedSampler([len(ids) for ids in dataset.input_ids],
                                            int(d.batch_size), shuffle=bool(d.shuffle))
+        world = int(getattr(self.trainer, "world_size", 1) or 1) if self.trainer else 1
+        if split != "train_ds" and world > 1 and len(dataset) >= world:
+            # Each process evaluates every world-th example, none twice: Lightning's default
+            # sampler pads the last batch with repeated examples, which the metrics would
+            # count twice. The metrics are then summed over the processes (torchmetrics).
+            from lightning.pytorch.overrides.distributed import (
+                UnrepeatedDistributedSamplerWrapper,
+            )
+
+            base = sampler if sampler is not None else range(len(dataset))
+            sampler = UnrepeatedDistributedSamplerWrapper(
+                base, num_replicas=world, rank=int(self.trainer.global_rank), shuffle=False)
         return DataLoader(
             dataset,
             batch_size=int(d.batch_size),
-            shuffle=bool(d.shuffle) if sampler is None else None,
+            shuffle=bool(d.shuffle) if sampler is None else None,  # (a sampler shuffles itself)
             sampler=sampler,
             num_workers=workers,
             drop_last=bool(d.drop_last),

@@ -16,6 +16,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_info
 from torchmetrics import MeanMetric
 
 from dask_classify.errors import UsageError
@@ -29,7 +30,59 @@ from dask_classify.train.metrics import (
     report_from_metrics,
 )
 
-__all__ = ["TextClassificationModule", "freeze_unused_parameters", "predict_probabilities"]
+__all__ = ["TextClassificationModule", "auto_learning_rate", "freeze_unused_parameters",
+           "predict_probabilities"]
+
+#: ``auto_learning_rate``'s constants (chosen by benchmarks/train_lr_defaults.py, see README):
+#: the rate of a 384-wide encoder trained for ``_REFERENCE_STEPS`` optimizer steps or more ...
+_REFERENCE_LR = 1e-4
+_REFERENCE_HIDDEN = 384
+_REFERENCE_STEPS = 1000
+#: ... and the most it is raised for a short run.
+_MAX_STEP_FACTOR = 2.0
+
+
+def auto_learning_rate(hidden_size: int, total_steps: int) -> float:
+    """The default learning rate (``model.optim.lr: null``) of an encoder and a run length.
+
+    ``1e-4 * (384 / hidden_size) * sqrt(1000 / total_steps)``, the step factor kept within
+    ``[1, 2]``: wider encoders take smaller steps (the usual 1/width rule for Adam: 5e-5 for
+    a BERT-base-sized 768), and a short run (a small data set) takes up to twice the rate of a
+    long one, so that a few dozen optimizer steps still move the weights. The constants come
+    from a sweep with all-MiniLM-L6-v2 on SST-2 (``benchmarks/train_lr_defaults.py --sweep``,
+    accuracy on held-out training rows): with 32 and with 94 optimizer steps the best rate was
+    2e-4 (1e-4 and 5e-4 were worse at both), with 1,250 steps 1e-4 reaches 0.89 on SST-2 dev.
+
+    Parameters
+    ----------
+    hidden_size : int
+        The encoder's hidden size.
+    total_steps : int
+        Optimizer steps of the whole run (after gradient accumulation).
+
+    Returns
+    -------
+    float
+        The learning rate.
+
+    Examples
+    --------
+    >>> from dask_classify.train.module import auto_learning_rate
+    >>> f"{auto_learning_rate(384, 1250):.2e}", f"{auto_learning_rate(768, 5000):.2e}"
+    ('1.00e-04', '5.00e-05')
+    >>> f"{auto_learning_rate(384, 94):.2e}"  # 1,500 rows, batch 32, 2 epochs
+    '2.00e-04'
+    >>> f"{auto_learning_rate(384, 500):.2e}"
+    '1.41e-04'
+    """
+    width = _REFERENCE_HIDDEN / max(1, int(hidden_size))
+    steps = min(_MAX_STEP_FACTOR, max(1.0, math.sqrt(_REFERENCE_STEPS / max(1, int(total_steps)))))
+    return _REFERENCE_LR * width * steps
+
+
+def _hidden_size(model: Deberta) -> int:
+    backbone = model.model.config
+    return int(getattr(backbone, "hidden_size", None) or getattr(backbone, "dim", 768))
 
 
 def freeze_unused_parameters(model: Deberta) -> list[str]:
@@ -145,7 +198,8 @@ class TextClassificationModule(L.LightningModule):
     model : Deberta
         The classifier (usually from :meth:`Deberta.from_backbone`).
     optim : dict
-        The ``model.optim`` section: ``name`` (adamw/adam/sgd), ``lr``, ``betas``, ``momentum``,
+        The ``model.optim`` section: ``name`` (adamw/adam/sgd), ``lr`` (None: chosen by
+        :func:`auto_learning_rate` when training starts), ``betas``, ``momentum``,
         ``weight_decay`` and ``sched`` (``name``, ``warmup_steps``, ``warmup_ratio``).
     class_weights : sequence of float, optional
         Per-class weights of the training loss (``class_balancing: weighted_loss``). Validation
@@ -163,6 +217,11 @@ class TextClassificationModule(L.LightningModule):
         The latest full reports (see :func:`dask_classify.train.metrics.report_from_metrics`).
     frozen_parameters : list of str
         Parameters excluded from training (see :func:`freeze_unused_parameters`).
+    learning_rate, total_steps : float, int or None
+        The rate used and the optimizer steps planned (set by :meth:`configure_optimizers`).
+    train_coverage : list of dict
+        Per training epoch: ``train_examples_per_process`` (examples each process trained on)
+        and ``train_examples_distinct`` (distinct examples all processes trained on together).
 
     Raises
     ------
@@ -217,6 +276,10 @@ class TextClassificationModule(L.LightningModule):
         self.last_val_report: dict[str, Any] | None = None
         self.test_report: dict[str, Any] | None = None
         self.frozen_parameters = freeze_unused_parameters(model)
+        self.learning_rate: float | None = None
+        self.total_steps: int | None = None
+        self.train_coverage: list[dict[str, Any]] = []
+        self._seen: list[torch.Tensor] = []
 
     # ------------------------------------------------------------------ steps
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -225,11 +288,40 @@ class TextClassificationModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Cross-entropy (class-weighted when configured) of one batch; logs ``train_loss``."""
+        if "index" in batch:
+            self._seen.append(batch["index"].detach().cpu())
         logits = self(batch["input_ids"], batch["attention_mask"])
         loss = F.cross_entropy(logits.float(), batch["labels"], weight=self.class_weights)
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True,
                  batch_size=len(batch["labels"]), sync_dist=True)
         return loss
+
+    def on_train_epoch_start(self) -> None:
+        """Start counting the training examples this process sees."""
+        self._seen = []
+
+    def on_train_epoch_end(self) -> None:
+        """Record how many training examples each process saw this epoch, and how many
+        distinct ones all processes saw together (``train_coverage``; under DDP each process
+        should see its own ~1/N share and together every example)."""
+        dm = getattr(self.trainer, "datamodule", None)
+        datasets = getattr(dm, "datasets", None) or {}
+        if "train_ds" not in datasets:
+            return
+        size = len(datasets["train_ds"])
+        seen = torch.cat(self._seen) if self._seen else torch.zeros(0, dtype=torch.long)
+        mask = torch.zeros(size, dtype=torch.float32, device=self.device)
+        mask[seen.to(self.device)] = 1.0
+        counts = self.all_gather(torch.tensor(float(len(seen)), device=self.device))
+        union = self.trainer.strategy.reduce(mask, reduce_op="sum")
+        per_process = [int(c) for c in counts.reshape(-1).tolist()]
+        self.train_coverage.append({
+            "epoch": int(self.current_epoch),
+            "train_examples_per_process": per_process,
+            "train_examples_distinct": int((union > 0).sum().item()),
+            "train_size": size,
+        })
+        self._seen = []
 
     def _eval_step(self, batch: dict[str, torch.Tensor], metrics: Any, mean: MeanMetric) -> None:
         logits = self(batch["input_ids"], batch["attention_mask"]).float()
@@ -310,7 +402,19 @@ class TextClassificationModule(L.LightningModule):
         groups = [{"params": decay, "weight_decay": float(o["weight_decay"])},
                   {"params": no_decay, "weight_decay": 0.0}]
         name = str(o["name"]).lower()
-        lr = float(o["lr"])
+        total = self.trainer.estimated_stepping_batches
+        if not math.isfinite(total):
+            raise ConfigError("set trainer.max_epochs or trainer.max_steps: the learning-rate "
+                              "schedule needs the number of training steps")
+        total = max(1, int(total))
+        if o.get("lr") is None:
+            lr = auto_learning_rate(_hidden_size(self.model), total)
+            rank_zero_info(f"model.optim.lr: null -> {lr:.3g} (chosen for a "
+                           f"{_hidden_size(self.model)}-wide encoder and {total} optimizer "
+                           "steps; set model.optim.lr to choose it yourself)")
+        else:
+            lr = float(o["lr"])
+        self.learning_rate, self.total_steps = lr, total
         if name == "adamw":
             optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(o["betas"]))
         elif name == "adam":
@@ -319,11 +423,6 @@ class TextClassificationModule(L.LightningModule):
             optimizer = torch.optim.SGD(groups, lr=lr, momentum=float(o["momentum"]))
         else:  # validate_config rejects these first
             raise ConfigError(f"model.optim.name: unknown optimizer {o['name']!r}")
-        total = self.trainer.estimated_stepping_batches
-        if not math.isfinite(total):
-            raise ConfigError("set trainer.max_epochs or trainer.max_steps: the learning-rate "
-                              "schedule needs the number of training steps")
-        total = max(1, int(total))
         sched = o["sched"]
         if sched.get("warmup_steps") is not None:
             warmup = int(sched["warmup_steps"])

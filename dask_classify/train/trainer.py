@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,8 +31,10 @@ from dask_classify.train.config import ConfigError, load_config, validate_config
 from dask_classify.train.datamodule import TextClassificationDataModule, load_training_tokenizer
 from dask_classify.train.metrics import write_json
 from dask_classify.train.module import TextClassificationModule
+from dask_classify.train.nemo import ConfigWarning
 
-__all__ = ["BestModelExport", "TrainResult", "export_checkpoint", "train"]
+__all__ = ["BestModelExport", "TrainResult", "experiment_dir", "export_checkpoint",
+           "export_folder", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +61,9 @@ class TrainResult:
     history : list of dict
         One entry per epoch trained in this run: ``epoch``, ``step``, ``train_loss`` and, when
         validation ran, ``val_loss``, ``val_accuracy``, ``val_f1_macro``, ... (see
-        :func:`dask_classify.train.metrics.flat_metrics`).
+        :func:`dask_classify.train.metrics.flat_metrics`), and
+        ``train_examples_per_process`` (training examples each process saw that epoch) with
+        ``train_examples_distinct`` (distinct examples all processes saw together).
     val_report, test_report : dict or None
         Full reports of the best model on the validation set and of the test set.
     config : DictConfig
@@ -67,6 +72,17 @@ class TrainResult:
         The trained model in memory (CPU, eval mode), holding the best model's weights.
     tokenizer
         Its tokenizer.
+    learning_rate : float or None
+        The learning rate used (``model.optim.lr``, or the one chosen for ``lr: null``).
+    optimizer_steps : int or None
+        Optimizer steps the schedule was planned for.
+    data_stats : dict
+        Per split: token-length statistics and truncation counts
+        (:func:`dask_classify.train.datamodule.length_stats`).
+    inferred : list of dict
+        ``model.infer_samples`` with their predicted ``label`` and ``probability``.
+    exported_model : Path or None
+        The ``model.nemo_path`` folder, when one was exported.
 
     Examples
     --------
@@ -94,6 +110,11 @@ class TrainResult:
     config: DictConfig = field(repr=False)
     model: Deberta | None = field(default=None, repr=False)
     tokenizer: Any = field(default=None, repr=False)
+    learning_rate: float | None = None
+    optimizer_steps: int | None = None
+    data_stats: dict[str, Any] = field(default_factory=dict)
+    inferred: list[dict[str, Any]] = field(default_factory=list)
+    exported_model: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable summary (no model, no tokenizer, no config).
@@ -114,6 +135,11 @@ class TrainResult:
             "history": self.history,
             "val_report": self.val_report,
             "test_report": self.test_report,
+            "learning_rate": self.learning_rate,
+            "optimizer_steps": self.optimizer_steps,
+            "data_stats": self.data_stats,
+            "infer_samples": self.inferred,
+            "exported_model": None if self.exported_model is None else str(self.exported_model),
         }
 
 
@@ -280,7 +306,16 @@ def _trainer_kwargs(cfg: DictConfig) -> dict[str, Any]:
     kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     assert isinstance(kwargs, dict)
     kwargs = {k: v for k, v in kwargs.items() if v is not None or k in ("max_time",)}
+    accelerator = str(kwargs.get("accelerator") or "auto").lower()
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.accelerator={accelerator}, but this machine has no CUDA GPU "
+                          "torch can use; set trainer.accelerator=cpu (or auto)")
     precision = str(kwargs.get("precision", "32-true"))
+    if precision in ("16", "16-mixed", "16-true") and _on_cpu(kwargs):
+        # Lightning refuses fp16 AMP on a CPU; NeMo configs often ask for it (precision: 16).
+        logger.warning("trainer.precision=%s is not available on a CPU; training with "
+                       "precision 32-true", precision)
+        kwargs["precision"] = "32-true"
     if precision.startswith("bf16") and _on_cpu(kwargs):
         from dask_classify.backend import cpu_has_native_bf16
 
@@ -323,10 +358,55 @@ def _loggers(cfg: DictConfig, exp_dir: Path) -> list[Any]:
 
         try:
             loggers.append(TensorBoardLogger(str(exp_dir), name="tb_logs"))
-        except ModuleNotFoundError as exc:
-            raise ConfigError("exp_manager.create_tensorboard_logger needs the tensorboard "
-                              f"package ({exc}); pip install tensorboard") from exc
+        except ModuleNotFoundError:
+            if _is_rank_zero():
+                warnings.warn("exp_manager.create_tensorboard_logger: the tensorboard package "
+                              "is not installed; logging without it (pip install tensorboard)",
+                              ConfigWarning, stacklevel=3)
     return loggers
+
+
+def _is_rank_zero() -> bool:
+    from dask_classify.train.nemo import _is_secondary_rank
+
+    return not _is_secondary_rank()
+
+
+def experiment_dir(cfg: DictConfig) -> Path:
+    """The output folder: ``exp_manager.exp_dir`` (null: the packaged default), plus
+    ``exp_manager.name`` as a subfolder when set (NeMo's ``<exp_dir>/<name>``).
+
+    Examples
+    --------
+    >>> from dask_classify.train import load_config
+    >>> experiment_dir(load_config(overrides=["exp_manager.exp_dir=runs"])).as_posix()
+    'runs'
+    >>> experiment_dir(load_config(overrides=["exp_manager.exp_dir=null",
+    ...                                       "exp_manager.name=sst2"])).as_posix()
+    'dask_classify_experiments/sst2'
+    """
+    from dask_classify.train.config import default_config
+
+    base = cfg.exp_manager.exp_dir or default_config().exp_manager.exp_dir
+    folder = Path(str(base)).expanduser()
+    name = cfg.exp_manager.get("name")
+    return folder / str(name) if name else folder
+
+
+def export_folder(nemo_path: str | os.PathLike) -> Path:
+    """Where ``model.nemo_path`` exports the final model: a checkpoint folder of that name,
+    without NeMo's ``.nemo`` suffix (relative paths are relative to the working directory,
+    as in NeMo with its ``hydra.run.dir: .``).
+
+    Examples
+    --------
+    >>> export_folder("text_classification_model.nemo").as_posix()
+    'text_classification_model'
+    >>> export_folder("models/sst2").as_posix()
+    'models/sst2'
+    """
+    path = Path(os.fspath(nemo_path)).expanduser()
+    return path.with_suffix("") if path.suffix == ".nemo" else path
 
 
 def _check_lengths(model: Deberta, max_seq_length: int) -> None:
@@ -339,11 +419,14 @@ def _check_lengths(model: Deberta, max_seq_length: int) -> None:
                           f"encoder's max_position_embeddings ({limit})")
 
 
-def _merge_history(train_rows: list[dict[str, Any]],
-                   val_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _merge_history(train_rows: list[dict[str, Any]], val_rows: list[dict[str, Any]],
+                   coverage: list[dict[str, Any]] = ()) -> list[dict[str, Any]]:
     by_epoch: dict[int, dict[str, Any]] = {}
     for row in train_rows:
         by_epoch.setdefault(row["epoch"], {}).update(row)
+    for row in coverage:
+        by_epoch.setdefault(row["epoch"], {"epoch": row["epoch"]}).update(
+            {k: v for k, v in row.items() if k != "train_size"})
     for row in val_rows:  # the last validation of an epoch wins
         merged = by_epoch.setdefault(row["epoch"], {"epoch": row["epoch"]})
         step = merged.get("step")
@@ -389,21 +472,26 @@ def train(config: DictConfig | Mapping[str, Any] | str | os.PathLike | None = No
     cfg = load_config(config, overrides)
     validate_config(cfg, for_training=True)
     m = cfg.model
-    exp_dir = Path(cfg.exp_manager.exp_dir).expanduser()
+    exp_dir = experiment_dir(cfg)
     ckpt_path = _resume_path(cfg, exp_dir)
     if cfg.seed is not None:
         L.seed_everything(int(cfg.seed), workers=True, verbose=False)
 
-    pretrained = str(m.language_model.pretrained_model_name)
+    from dask_classify.train.encoder import build_encoder
+
+    pretrained = m.language_model.pretrained_model_name
     max_len = int(m.dataset.max_seq_length)
     tokenizer = load_training_tokenizer(m.tokenizer.tokenizer_name or pretrained, max_len,
                                         bool(m.dataset.do_lower_case))
     data = TextClassificationDataModule(m, tokenizer).load()  # validates every file first
     cfg.model.dataset.num_classes = int(data.num_classes)
 
-    model = Deberta.from_backbone(pretrained, data.id2label,
+    encoder = build_encoder(m.language_model)
+    model = Deberta.from_backbone(str(pretrained or encoder.config.model_type), data.id2label,
                                   fc_dropout=float(m.classifier_head.fc_dropout),
-                                  num_output_layers=int(m.classifier_head.num_output_layers))
+                                  num_output_layers=int(m.classifier_head.num_output_layers),
+                                  head_activation=str(m.classifier_head.activation),
+                                  backbone=encoder)
     _check_lengths(model, max_len)
     weights = data.class_weights() if m.dataset.class_balancing == "weighted_loss" else None
     optim = OmegaConf.to_container(m.optim, resolve=True)
@@ -434,9 +522,14 @@ def train(config: DictConfig | Mapping[str, Any] | str | os.PathLike | None = No
     trainer = L.Trainer(**_trainer_kwargs(cfg), callbacks=callbacks, logger=loggers or False,
                         enable_checkpointing=checkpoint is not None,
                         default_root_dir=str(exp_dir))
-    if trainer.is_global_zero:
+    # Before fit() the trainer does not know its rank yet (DDP sets it up in fit); the
+    # launcher's environment does (LOCAL_RANK/NODE_RANK of the processes it starts).
+    from dask_classify.train.summary import infer_samples, log_start
+
+    if _is_rank_zero():
         exp_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, exp_dir / "config.yaml", resolve=True)
+        log_start(cfg, trainer, data, tokenizer, exp_dir, loggers)
 
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     trainer.strategy.barrier("dask_classify_best_model")
@@ -463,6 +556,13 @@ def train(config: DictConfig | Mapping[str, Any] | str | os.PathLike | None = No
         test_report = module.test_report
 
     module.model.cpu().eval()
+    inferred: list[dict[str, Any]] = []
+    exported: Path | None = None
+    if trainer.is_global_zero:
+        inferred = infer_samples(module.model, tokenizer, list(m.infer_samples or []), max_len)
+        if m.nemo_path:
+            exported = export_checkpoint(module.model, tokenizer, export_folder(m.nemo_path))
+            logger.info("model.nemo_path: the trained model is exported as %s", exported)
     result = TrainResult(
         exp_dir=exp_dir,
         best_model=best_model if best_model.is_dir() else None,
@@ -471,12 +571,17 @@ def train(config: DictConfig | Mapping[str, Any] | str | os.PathLike | None = No
         monitor=monitor,
         best_score=exporter.best_score,
         best_epoch=exporter.best_epoch,
-        history=_merge_history(history.rows, module.val_history),
+        history=_merge_history(history.rows, module.val_history, module.train_coverage),
         val_report=val_report,
         test_report=test_report,
         config=cfg,
         model=module.model,
         tokenizer=tokenizer,
+        learning_rate=module.learning_rate,
+        optimizer_steps=module.total_steps,
+        data_stats=dict(data.stats),
+        inferred=inferred,
+        exported_model=exported,
     )
     if trainer.is_global_zero:
         write_json(result.to_dict(), exp_dir / "train_result.json")
