@@ -57,6 +57,11 @@ class DistributedDataClassifier:
         Where batches are padded. Both give the same predictions for NVIDIA-format models.
     sort_by_length : bool, default True
         Batch rows longest first so padding is minimal; results keep the input order.
+    fold_duplicates : bool, default True
+        Classify each distinct text (after ``max_chars``) once per chunk of a partition
+        (:data:`dask_classify.pipeline.CHUNK_ROWS` rows) and copy its outputs to the rows that
+        repeat it. Every copy is identical; outputs equal those of an unfolded run to float32
+        rounding (rows are batched with other rows). False runs every row.
     model_inference_batch_size : int, default 256
         Most rows per forward pass (halved automatically on CUDA out-of-memory).
     max_batch_tokens : int, "auto" or None, default "auto"
@@ -124,6 +129,7 @@ class DistributedDataClassifier:
         max_seq_length: int | None = None,
         padding_side: str = "right",
         sort_by_length: bool = True,
+        fold_duplicates: bool = True,
         model_inference_batch_size: int = 256,
         max_batch_tokens: int | str | None = "auto",
         autocast: bool = True,
@@ -156,6 +162,9 @@ class DistributedDataClassifier:
                                         minimum=2)
         self.padding_side = padding_side
         self.sort_by_length = bool(sort_by_length)
+        if not isinstance(fold_duplicates, (bool, np.bool_)):
+            raise UsageError(f"fold_duplicates must be True or False, not {fold_duplicates!r}")
+        self.fold_duplicates = bool(fold_duplicates)
         self.model_inference_batch_size = _positive("model_inference_batch_size",
                                                     model_inference_batch_size)
         self.max_batch_tokens = (max_batch_tokens if max_batch_tokens in ("auto", None)
