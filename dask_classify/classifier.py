@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from dask_classify.backend import string_dtype
-from dask_classify.errors import TextColumnError, UsageError
+from dask_classify.errors import MissingExtraError, TextColumnError, UsageError
 from dask_classify.model import ModelInfo, model_info_for
 from dask_classify.pipeline import classify_partition
 
@@ -78,6 +78,12 @@ class DistributedDataClassifier:
         ``"cuda"``, ``"cuda:<n>"``.
     quantize : {None, "int8"}, default None
         ``"int8"``: dynamic int8 quantization of the Linear layers (CPU only, opt-in).
+    engine : {"torch", "onnx"}, default "torch"
+        ``"onnx"``: run the model with ONNX Runtime on the CPU (the ``[onnx]`` extra), with the
+        same batches; its graph is exported once per machine and cached by a hash of the
+        weights (:mod:`dask_classify.onnx`). Labels equal torch's, probabilities agree to 1e-4;
+        a model that cannot be exported runs on torch after one warning. Measured against
+        torch in ``benchmarks/README.md``.
     trust_remote_code : bool, default False
         Allow a hub checkpoint's own Python code to run (off unless you ask).
     torch_threads : int, optional
@@ -135,6 +141,7 @@ class DistributedDataClassifier:
         autocast: bool = True,
         device: str = "auto",
         quantize: str | None = None,
+        engine: str = "torch",
         trust_remote_code: bool = False,
         torch_threads: int | None = None,
     ) -> None:
@@ -151,6 +158,7 @@ class DistributedDataClassifier:
             raise UsageError(f"quantize must be None or 'int8', not {quantize!r}")
         if quantize == "int8" and device.startswith("cuda"):
             raise UsageError(f"quantize='int8' runs on the CPU only, not on device {device!r}")
+        _check_engine(engine, device, quantize)
         self.model_identifier = os.fspath(model_identifier)
         self.cache_dir = cache_dir
         self.text_field = text_field
@@ -173,6 +181,7 @@ class DistributedDataClassifier:
         self.autocast = bool(autocast)
         self.device = device
         self.quantize = quantize
+        self.engine = engine
         self.trust_remote_code = bool(trust_remote_code)
         self.torch_threads = _positive("torch_threads", torch_threads, allow_none=True)
         outputs = self.output_fields
@@ -186,7 +195,7 @@ class DistributedDataClassifier:
         from dask_classify.predict import ModelSpec
 
         return ModelSpec(self.model_identifier, self.cache_dir, self.trust_remote_code,
-                         self.device, self.quantize)
+                         self.device, self.quantize, self.engine)
 
     @property
     def output_fields(self) -> list[str]:
@@ -351,6 +360,25 @@ class DistributedDataClassifier:
             A checkpoint whose ``config.json`` cannot be read.
         """
         return classify_many(ddf, [self])
+
+
+def _check_engine(engine: Any, device: str, quantize: str | None) -> None:
+    """``engine`` is one of :data:`dask_classify.onnx.ENGINES` and fits the other options."""
+    from dask_classify.onnx import ENGINES
+
+    if engine not in ENGINES:
+        raise UsageError(f"engine must be one of {list(ENGINES)}, not {engine!r}")
+    if engine != "onnx":
+        return
+    if device.startswith("cuda"):
+        raise UsageError(f"engine='onnx' runs on the CPU only, not on device {device!r}")
+    if quantize is not None:
+        raise UsageError("engine='onnx' runs the float32 graph; quantize must be None")
+    import importlib.util
+
+    for module in ("onnxruntime", "onnx"):
+        if importlib.util.find_spec(module) is None:
+            raise MissingExtraError.for_module(module, "onnx", "engine='onnx'")
 
 
 def _positive(name: str, value: Any, allow_none: bool = False, minimum: int = 1,

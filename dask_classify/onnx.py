@@ -210,9 +210,9 @@ def _optimize(path: Path, config: Any) -> bool:
     """Fuse a BERT-family graph with ONNX Runtime's transformer optimizer, in place."""
     if getattr(config, "model_type", None) not in _BERT_LIKE:
         return False
-    from onnxruntime.transformers.optimizer import optimize_model
-
     import logging
+
+    from onnxruntime.transformers.optimizer import optimize_model
 
     logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)
     optimized = optimize_model(str(path), model_type="bert",

@@ -54,6 +54,8 @@ class ModelSpec:
         ``"cuda"`` or ``"cuda:<n>"``.
     quantize : {None, "int8"}, default None
         ``"int8"``: dynamic int8 quantization of the Linear layers (CPU only).
+    engine : {"torch", "onnx"}, default "torch"
+        ``"onnx"``: ONNX Runtime on the CPU (:mod:`dask_classify.onnx`), torch elsewhere.
 
     Examples
     --------
@@ -71,6 +73,7 @@ class ModelSpec:
     trust_remote_code: bool = False
     device: str = "auto"  # "auto" (cuda when the worker sees a GPU), "cpu", "cuda", "cuda:1"
     quantize: str | None = None  # None or "int8" (dynamic int8 Linear layers, CPU only)
+    engine: str = "torch"  # "torch" or "onnx" (ONNX Runtime on the CPU)
 
     @property
     def key(self) -> str:
@@ -136,9 +139,12 @@ def get_model(spec: ModelSpec) -> tuple[torch.nn.Module, ModelInfo, str]:
 
     Returns
     -------
-    model : torch.nn.Module
+    model : torch.nn.Module or dask_classify.onnx.OnnxModel
         The model in eval mode on ``device`` (int8-quantized when ``spec.quantize == "int8"``),
-        its DeBERTa-v2/v3 attention given :mod:`dask_classify.fast_attention`'s forward.
+        its DeBERTa-v2/v3 attention given :mod:`dask_classify.fast_attention`'s forward; with
+        ``spec.engine == "onnx"`` on the CPU an ONNX Runtime session called the same way (its
+        graph exported once per machine, :func:`dask_classify.onnx.cached_export`), or the
+        torch model with one warning when the checkpoint cannot be exported.
     info : dask_classify.model.ModelInfo
         The checkpoint's description.
     device : str
@@ -150,6 +156,8 @@ def get_model(spec: ModelSpec) -> tuple[torch.nn.Module, ModelInfo, str]:
         When the checkpoint cannot be loaded.
     ValueError
         ``quantize="int8"`` on a device that is not the CPU (``device="auto"`` on a GPU worker).
+    dask_classify.MissingExtraError
+        ``engine="onnx"`` without the ``[onnx]`` extra.
 
     Examples
     --------
@@ -170,6 +178,8 @@ def get_model(spec: ModelSpec) -> tuple[torch.nn.Module, ModelInfo, str]:
     if entry is None:
         with _LOCK:
             entry = _MODELS.get(spec.key)
+            if entry is None and spec.engine == "onnx":
+                entry = _load_onnx(spec)
             if entry is None:
                 model, info = load_model(spec.identifier, spec.cache_dir, spec.trust_remote_code)
                 speed_up_deberta(model)  # DeBERTa-v2/v3 attention: same results, less work
@@ -182,6 +192,25 @@ def get_model(spec: ModelSpec) -> tuple[torch.nn.Module, ModelInfo, str]:
                 entry = (model, info, device)
                 _MODELS[spec.key] = entry
     return entry
+
+
+def _load_onnx(spec: ModelSpec) -> tuple[Any, ModelInfo, str] | None:
+    """The ONNX Runtime entry of :func:`get_model` (None: run torch, after one warning)."""
+    from dask_classify.model import model_info, resolve_model_dir
+    from dask_classify.onnx import OnnxFallbackWarning, load_onnx_model
+
+    device = resolve_device(spec.device)
+    if device != "cpu":  # device="auto" found a GPU on this worker: torch runs it there
+        warnings.warn(f"engine='onnx' runs on the CPU; this worker's device is {device!r}, "
+                      "so torch runs the model", OnnxFallbackWarning, stacklevel=3)
+        return None
+    model = load_onnx_model(spec.identifier, cache_dir=spec.cache_dir,
+                            trust_remote_code=spec.trust_remote_code,
+                            threads=torch.get_num_threads())
+    if model is None:
+        return None
+    info = model_info(resolve_model_dir(spec.identifier, spec.cache_dir))
+    return model, info, "cpu"
 
 
 def _quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
