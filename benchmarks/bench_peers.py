@@ -69,6 +69,9 @@ def curator_checkpoint(nvidia: Path, out: Path) -> Path:
     config["base_model"] = str(out / "backbone")
     config.setdefault("fc_dropout", 0.2)
     config["label2id"] = {label: i for i, label in enumerate(info.labels)}
+    # Curator reads the labels with AutoConfig, which needs a model type (NVIDIA's hub folders
+    # get theirs from "deberta" in their names)
+    config["model_type"] = model.model.config.model_type
     (out / "config.json").write_text(json.dumps(config, indent=2))
     shutil.copyfile(nvidia / "model.safetensors", out / "model.safetensors")
     load_tokenizer(nvidia).save_pretrained(str(out))
@@ -106,7 +109,7 @@ class CuratorRunner:
         import pandas as pd
         from nemo_curator.tasks import DocumentBatch
 
-        batch = DocumentBatch(task_id="bench", dataset_name="bench",
+        batch = DocumentBatch(dataset_name="bench",
                               data=pd.DataFrame({"text": texts}))
         out = self.model.process(self.tokenizer.process(batch))
         return [str(v) for v in out.to_pandas()["preds"].tolist()]

@@ -735,6 +735,18 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     return out, time.perf_counter() - t0
 
 
+def timed_cpu(fn: Callable[[], Any]) -> tuple[Any, float, float]:
+    """``fn()``, its wall time and the CPU time this process spent on it, in seconds.
+
+    On a shared machine the wall time of a single-threaded run swings with other jobs' load
+    (20-200% here); the CPU time of the work itself moves far less, so single-threaded A/B
+    comparisons report both.
+    """
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - t0, time.process_time() - c0
+
+
 def agreement(a: Sequence[Any], b: Sequence[Any]) -> float:
     """Fraction of positions where ``a`` and ``b`` hold the same label."""
     if len(a) != len(b):
