@@ -243,6 +243,9 @@ if DisentangledSelfAttention is not None:
                                                          tables)
             return tables
 
+        def __getstate__(self) -> dict[str, Any]:
+            return _without_caches(super().__getstate__())
+
         def _projection(self, name: str) -> torch.nn.Module:
             if self.share_att_key:
                 return self.key_proj if name == "key" else self.query_proj
@@ -281,8 +284,17 @@ if DebertaV2Encoder is not None:
                 self.__dict__["_dask_classify_rel_embeddings"] = slot
             return slot[1]
 
+        def __getstate__(self) -> dict[str, Any]:
+            return _without_caches(super().__getstate__())
+
 else:  # pragma: no cover
     FastDebertaV2Encoder = None  # type: ignore[assignment,misc]
+
+
+def _without_caches(state: dict[str, Any]) -> dict[str, Any]:
+    """A module's pickled state without the caches (weak references cannot be pickled, and the
+    copy recomputes them on first use)."""
+    return {k: v for k, v in state.items() if not k.startswith("_dask_classify_")}
 
 
 def _weights_stamp(*tensors: torch.Tensor) -> tuple[Any, ...]:

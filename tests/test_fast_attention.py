@@ -138,6 +138,15 @@ def test_weights_only_work_is_redone_when_weights_change():
         got = fast(input_ids=ids, attention_mask=mask).last_hidden_state
     real = mask.bool()
     torch.testing.assert_close(got[real], want[real], rtol=1e-4, atol=1e-5)
+    # the caches are not part of the module's state: it still pickles and copies
+    import io
+    import pickle
+
+    again = pickle.loads(pickle.dumps(fast))
+    torch.save(copy.deepcopy(fast), io.BytesIO())
+    with torch.inference_mode():
+        torch.testing.assert_close(again(input_ids=ids, attention_mask=mask).last_hidden_state,
+                                   got)
     original.double()
     fast.double()
     with torch.inference_mode():
