@@ -667,6 +667,9 @@ class FlopModel:
                 model(ids, mask)
             return float(counter.get_total_flops())
 
+        # a first forward pass fills the model's weights-only caches (the fast DeBERTa
+        # attention projects its position rows once per model): every count is steady state
+        count(1, 8)
         self._count = count
         self._by_width: dict[int, tuple[float, float]] = {}
         self.per_width = any(type(m).__name__ == "FastDisentangledSelfAttention"
@@ -733,6 +736,18 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     t0 = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - t0
+
+
+def timed_cpu(fn: Callable[[], Any]) -> tuple[Any, float, float]:
+    """``fn()``, its wall time and the CPU time this process spent on it, in seconds.
+
+    On a shared machine the wall time of a single-threaded run swings with other jobs' load
+    (20-200% here); the CPU time of the work itself moves far less, so single-threaded A/B
+    comparisons report both.
+    """
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - t0, time.process_time() - c0
 
 
 def agreement(a: Sequence[Any], b: Sequence[Any]) -> float:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from dask_classify.backend import string_dtype
 from dask_classify.checkpoint import MULTI_LABEL, REGRESSION, ModelInfo, model_info_for
-from dask_classify.errors import TextColumnError, UsageError
+from dask_classify.errors import MissingExtraError, TextColumnError, UsageError
 
 # torch, transformers and the pipeline load on first use: a job that finds nothing to do, or
 # a client that only builds the graph, never imports them.
@@ -34,6 +34,8 @@ _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 #: Padded tokens per forward pass on the CPU when ``max_batch_tokens="auto"``: chosen by
 #: measurement over three models and two corpora (``benchmarks/README.md``, ``--sweep``).
 CPU_BATCH_TOKENS = 2048
+#: Inference engines: torch, or ONNX Runtime on the CPU (:mod:`dask_classify.onnx`).
+ENGINES = ("torch", "onnx")
 
 
 class DistributedDataClassifier:
@@ -79,6 +81,11 @@ class DistributedDataClassifier:
         Where batches are padded. Both give the same predictions for NVIDIA-format models.
     sort_by_length : bool, default True
         Batch rows longest first so padding is minimal; results keep the input order.
+    fold_duplicates : bool, default True
+        Classify each distinct text (after ``max_chars``) once per chunk of a partition
+        (:data:`dask_classify.pipeline.CHUNK_ROWS` rows) and copy its outputs to the rows that
+        repeat it. Every copy is identical; outputs equal those of an unfolded run to float32
+        rounding (rows are batched with other rows). False runs every row.
     model_inference_batch_size : int, default 256
         Most rows per forward pass (halved automatically on CUDA out-of-memory).
     max_batch_tokens : int, "auto" or None, default "auto"
@@ -95,6 +102,12 @@ class DistributedDataClassifier:
         ``"cuda"``, ``"cuda:<n>"``.
     quantize : {None, "int8"}, default None
         ``"int8"``: dynamic int8 quantization of the Linear layers (CPU only, opt-in).
+    engine : {"torch", "onnx"}, default "torch"
+        ``"onnx"``: run the model with ONNX Runtime on the CPU (the ``[onnx]`` extra), with the
+        same batches; its graph is exported once per machine and cached by a hash of the
+        weights (:mod:`dask_classify.onnx`). Labels equal torch's, probabilities agree to 1e-4;
+        a model that cannot be exported runs on torch after one warning. Measured against
+        torch in ``benchmarks/README.md``.
     trust_remote_code : bool, default False
         Allow a hub checkpoint's own Python code to run (off unless you ask).
     torch_threads : int, optional
@@ -174,11 +187,13 @@ class DistributedDataClassifier:
         max_seq_length: int | None = None,
         padding_side: str = "right",
         sort_by_length: bool = True,
+        fold_duplicates: bool = True,
         model_inference_batch_size: int = 256,
         max_batch_tokens: int | str | None = "auto",
         autocast: bool = True,
         device: str = "auto",
         quantize: str | None = None,
+        engine: str = "torch",
         trust_remote_code: bool = False,
         torch_threads: int | None = None,
         multi_label_threshold: float = 0.5,
@@ -199,6 +214,7 @@ class DistributedDataClassifier:
             raise UsageError(f"quantize must be None or 'int8', not {quantize!r}")
         if quantize == "int8" and device.startswith("cuda"):
             raise UsageError(f"quantize='int8' runs on the CPU only, not on device {device!r}")
+        _check_engine(engine, device, quantize)
         model_identifier = os.fspath(model_identifier)
         local = Path(model_identifier).expanduser()
         if local.exists():  # workers get the path as the client sees it, never a relative one
@@ -214,6 +230,9 @@ class DistributedDataClassifier:
                                         minimum=2)
         self.padding_side = padding_side
         self.sort_by_length = bool(sort_by_length)
+        if not isinstance(fold_duplicates, (bool, np.bool_)):
+            raise UsageError(f"fold_duplicates must be True or False, not {fold_duplicates!r}")
+        self.fold_duplicates = bool(fold_duplicates)
         self.model_inference_batch_size = _positive("model_inference_batch_size",
                                                     model_inference_batch_size)
         self.max_batch_tokens = (max_batch_tokens if max_batch_tokens in ("auto", None)
@@ -222,6 +241,7 @@ class DistributedDataClassifier:
         self.autocast = bool(autocast)
         self.device = device
         self.quantize = quantize
+        self.engine = engine
         self.trust_remote_code = bool(trust_remote_code)
         self.torch_threads = _positive("torch_threads", torch_threads, allow_none=True)
         ok = isinstance(multi_label_threshold, (int, float, np.floating)) and not isinstance(
@@ -267,7 +287,7 @@ class DistributedDataClassifier:
             self.quantize, self.revision, self.token, self.local_files_only,
             options=(_defined_by(cls, "build_model"), *self.model_options()),
             tokenizer_options=(_defined_by(cls, "build_tokenizer"), *self.tokenizer_options()),
-            source=self,
+            source=self, engine=self.engine,
         )
 
     @property
@@ -668,6 +688,23 @@ def _warn_once(message: str) -> None:
             return
         _WARNED.add(message)
     warnings.warn(message, UserWarning, stacklevel=3)
+
+
+def _check_engine(engine: Any, device: str, quantize: str | None) -> None:
+    """``engine`` is one of :data:`ENGINES` and fits the other options."""
+    if engine not in ENGINES:
+        raise UsageError(f"engine must be one of {list(ENGINES)}, not {engine!r}")
+    if engine != "onnx":
+        return
+    if device.startswith("cuda"):
+        raise UsageError(f"engine='onnx' runs on the CPU only, not on device {device!r}")
+    if quantize is not None:
+        raise UsageError("engine='onnx' runs the float32 graph; quantize must be None")
+    import importlib.util
+
+    for module in ("onnxruntime", "onnx"):
+        if importlib.util.find_spec(module) is None:
+            raise MissingExtraError.for_module(module, "onnx", "engine='onnx'")
 
 
 def _positive(name: str, value: Any, allow_none: bool = False, minimum: int = 1,

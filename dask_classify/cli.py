@@ -1,4 +1,4 @@
-"""The ``dask-classify`` command: classify, train, evaluate, convert.
+"""The ``dask-classify`` command: classify, train, evaluate, convert, export.
 
 ``main(argv) -> int`` never calls ``sys.exit``; ``python -m dask_classify`` and the console script
 both go through it. Exit status: 0 done; 2 a problem with what the user gave (a
@@ -117,6 +117,12 @@ def _classifier_options(parser: argparse.ArgumentParser) -> None:
                             "limit on GPU)")
     group.add_argument("--padding-side", choices=["right", "left"])
     group.add_argument("--quantize", choices=["int8"], help="dynamic int8 on CPU (opt-in)")
+    group.add_argument("--engine", choices=["torch", "onnx"],
+                       help="inference engine (default torch; onnx: ONNX Runtime on the CPU, "
+                            "needs the [onnx] extra)")
+    group.add_argument("--no-fold-duplicates", dest="fold_duplicates", action="store_false",
+                       default=None, help="classify repeated texts once per row instead of "
+                                          "once per chunk of rows")
     group.add_argument("--trust-remote-code", action="store_true",
                        help="allow a hub checkpoint's own code to run")
     group.add_argument("--revision", help="hub model: branch, tag or commit")
@@ -129,7 +135,7 @@ def _classifier_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``dask-classify`` argument parser (subcommands classify, train, evaluate, convert).
+    """The ``dask-classify`` argument parser (classify, train, evaluate, convert, export).
 
     Examples
     --------
@@ -226,6 +232,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-fraction", type=float, default=0.2,
                    help="THUCNews only: share held out as test")
     p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser("export", parents=[debug],
+                       help="export a checkpoint for inference elsewhere (ONNX)",
+                       description="Write a checkpoint as an ONNX graph (dynamic batch and "
+                                   "sequence axes; outputs: the model's probabilities, or a "
+                                   "regression head's scores) with its tokenizer and "
+                                   "config.json. Needs the [onnx] extra.")
+    p.add_argument("--model", metavar="DIR_OR_ID",
+                   help="checkpoint folder or hub id (default: the bundled sentiment model)")
+    p.add_argument("--format", choices=["onnx"], default="onnx", help="only onnx for now")
+    p.add_argument("--output", "-o", required=True, metavar="DIR", help="folder to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    p.add_argument("--no-optimize", dest="optimize", action="store_false",
+                   help="skip ONNX Runtime's transformer optimizer (BERT-family models)")
+    p.add_argument("--cache-dir", metavar="DIR", help="Hugging Face cache for hub ids")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="allow a hub checkpoint's own code to run")
+    p.set_defaults(func=_cmd_export)
     return parser
 
 
@@ -262,6 +286,7 @@ def make_classifier(args: argparse.Namespace):
                       ("max_chars", "max_chars"), ("max_seq_length", "max_seq_length"),
                       ("batch_size", "model_inference_batch_size"),
                       ("padding_side", "padding_side"), ("quantize", "quantize"),
+                      ("engine", "engine"), ("fold_duplicates", "fold_duplicates"),
                       ("cache_dir", "cache_dir")]:
         value = getattr(args, attr, None)
         if value is not None:
@@ -497,6 +522,20 @@ def _cmd_convert(args: argparse.Namespace) -> int:
                      test_fraction=args.test_fraction)
     for split, rows in counts.items():
         print(f"{split}: {rows} rows -> {Path(args.target) / (split + '.tsv')}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from dask_classify.onnx import EXPORT_INFO, export_onnx
+
+    model = args.model if args.model is not None else default_model_dir()
+    out = export_onnx(model, args.output, cache_dir=args.cache_dir,
+                      trust_remote_code=args.trust_remote_code, optimize=args.optimize,
+                      overwrite=args.overwrite)
+    info = json.loads((out / EXPORT_INFO).read_text(encoding="utf-8"))
+    print(f"{out / 'model.onnx'}: inputs {', '.join(info['inputs'])} (batch x sequence), "
+          f"outputs {info['returns']} for {info['labels']}; largest difference from PyTorch "
+          f"{info['max_abs_diff']:.2g}")
     return 0
 
 

@@ -6,14 +6,16 @@
 1. takes the text column, keeps the non-null rows (:func:`dask_classify.tokenize.prepare_texts`)
    and asks the classifier for the strings its tokenizer sees
    (:meth:`DistributedDataClassifier.format_texts`: cut to ``max_chars`` by default, a prompt
-   or a crop for some published classifiers);
-2. tokenizes them with the worker's cached tokenizer (once per chunk for all classifiers that
-   share the tokenizer, text column, text format and token limit,
+   or a crop for some published classifiers), and, one chunk of rows at a time, folds exact
+   duplicate strings into one (:func:`fold_duplicates`: crawled data is full of them);
+2. tokenizes the distinct strings with the worker's cached tokenizer (once per chunk for all
+   classifiers that share the tokenizer, text column, text format and token limit,
    :meth:`DistributedDataClassifier.token_limit`);
 3. runs the worker's cached model (the classifier's
    :meth:`~DistributedDataClassifier.build_model`, cached under its
    :attr:`~DistributedDataClassifier.model_spec`) over length-sorted, padding-clipped batches
-   (:func:`dask_classify.predict.run_model`);
+   (:func:`dask_classify.predict.run_model`) and copies each distinct string's outputs back to
+   every row that holds it;
 4. asks the classifier for its columns (:meth:`DistributedDataClassifier.output_columns`, the
    hook published classifiers and new heads override), applies ``filter_by``
    (:meth:`~DistributedDataClassifier.filter_mask`) and puts the columns back beside the
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
     from dask_classify.classifier import DistributedDataClassifier
     from dask_classify.model import ModelInfo
 
-__all__ = ["CHUNK_ROWS", "PipelineProfile", "classify_partition", "profile"]
+__all__ = ["CHUNK_ROWS", "PipelineProfile", "classify_partition", "fold_duplicates", "profile"]
 
 #: Rows tokenized and run together inside a partition: token ids and tokenizer state exist for
 #: one chunk at a time, so a worker's memory does not grow with the partition (a 64 MiB Parquet
@@ -61,7 +63,11 @@ class PipelineProfile:
     calls : int
         Model runs (one per classifier and chunk).
     tokenized : list of int
-        Rows of each tokenizer call (classifiers sharing a tokenizer share one call per chunk).
+        Rows of each tokenizer call (classifiers sharing a tokenizer share one call per chunk;
+        distinct texts only).
+    folded : int
+        Rows not tokenized nor run because an earlier row of their chunk holds the same text
+        (counted once per chunk and text column, not per classifier).
     lengths : list of numpy.ndarray
         Token count of every row of each model run.
     batches : list of (int, int)
@@ -72,6 +78,7 @@ class PipelineProfile:
     model_s: float = 0.0
     calls: int = 0
     tokenized: list[int] = field(default_factory=list)
+    folded: int = 0
     lengths: list[np.ndarray] = field(default_factory=list)
     batches: list[tuple[int, int]] = field(default_factory=list)
 
@@ -163,16 +170,23 @@ def classify_partition(part: Any, classifiers: Sequence[DistributedDataClassifie
             texts, valid = prepare_texts(text.tolist(), clf.text_field, text.index, None)
             prepared[key] = (clf.format_texts(texts), valid)
     inputs = [prepared[key] for key in text_keys]
-    # 2-3. tokens, batches and model, one chunk of rows at a time
+    # 2-3. tokens, batches and model, one chunk of rows at a time, each distinct string once
     pieces: list[list[np.ndarray]] = [[] for _ in classifiers]
     ran: list[ModelInfo | None] = [None] * len(classifiers)  # from the worker's models
     for start in range(0, max((len(texts) for texts, _ in inputs), default=0), CHUNK_ROWS):
         token_cache: dict[Any, list[list[int]]] = {}  # shared by the classifiers of this chunk
+        distinct: dict[tuple[Any, ...], tuple[list[str], np.ndarray | None]] = {}
         for i, clf in enumerate(classifiers):
-            chunk = inputs[i][0][start : start + CHUNK_ROWS]
-            if chunk:
-                out, ran[i] = _run_classifier(clf, chunk, text_keys[i], token_cache, prof)
-                pieces[i].append(out)
+            key = (text_keys[i], clf.fold_duplicates)
+            if key not in distinct:
+                chunk = inputs[i][0][start : start + CHUNK_ROWS]
+                distinct[key] = fold_duplicates(chunk) if clf.fold_duplicates else (chunk, None)
+                if prof is not None and distinct[key][1] is not None:
+                    prof.folded += len(chunk) - len(distinct[key][0])
+            texts, inverse = distinct[key]
+            if texts:
+                out, ran[i] = _run_classifier(clf, texts, key, token_cache, prof)
+                pieces[i].append(out if inverse is None else out[inverse])
     # 4. columns, filters, and the rows put back by position
     columns: dict[str, pd.Series] = {}
     keep: np.ndarray | None = None
@@ -192,6 +206,39 @@ def _text_key(clf: DistributedDataClassifier) -> tuple[Any, ...]:
     them): the text column, the code of ``format_texts`` and its options."""
     owner = next(k for k in type(clf).__mro__ if "format_texts" in vars(k))
     return (clf.text_field, f"{owner.__module__}.{owner.__qualname__}", clf.format_options())
+
+
+def fold_duplicates(texts: list[str]) -> tuple[list[str], np.ndarray | None]:
+    """The distinct texts of ``texts`` (first occurrences, in order) and where each row's is.
+
+    Parameters
+    ----------
+    texts : list of str
+        One chunk's texts (already cut to ``max_chars``).
+
+    Returns
+    -------
+    distinct : list of str
+        Each text once, in order of first occurrence (``texts`` itself when nothing repeats).
+    inverse : numpy.ndarray of int64 or None
+        ``distinct[inverse[i]] == texts[i]`` for every row ``i``; None when ``texts`` has no
+        duplicates (nothing to copy back).
+
+    Examples
+    --------
+    >>> from dask_classify.pipeline import fold_duplicates
+    >>> distinct, inverse = fold_duplicates(["spam", "ham", "spam", "", "ham"])
+    >>> distinct, inverse.tolist()
+    (['spam', 'ham', ''], [0, 1, 0, 2, 1])
+    >>> fold_duplicates(["a", "b"])
+    (['a', 'b'], None)
+    """
+    first: dict[str, int] = {}
+    inverse = np.fromiter((first.setdefault(t, len(first)) for t in texts), dtype=np.int64,
+                          count=len(texts))
+    if len(first) == len(texts):
+        return texts, None
+    return list(first), inverse
 
 
 def _run_classifier(clf: DistributedDataClassifier, texts: list[str], text_key: tuple[Any, ...],

@@ -30,6 +30,8 @@ from dask_classify.model import ModelInfo, load_model, load_tokenizer
 from dask_classify.tokenize import pad_batch, plan_batches
 
 _LOCK = threading.Lock()
+#: ``ModelSpec.options[0]`` of classifiers whose model is :func:`load_model`'s.
+DEFAULT_BUILDER = "dask_classify.classifier.DistributedDataClassifier"
 # One forward pass at a time per process: the model gets every torch thread, while other task
 # threads tokenize (Rust, no GIL) or do Dask work. Concurrent forward passes from several task
 # threads would oversubscribe the cores (OpenMP teams per thread) and be slower, not faster.
@@ -68,6 +70,8 @@ class ModelSpec:
         ``build_tokenizer()`` (a classifier). None: :func:`dask_classify.model.load_model` and
         :func:`dask_classify.model.load_tokenizer`. Not part of the keys or of equality: the
         options stand for it.
+    engine : {"torch", "onnx"}, default "torch"
+        ``"onnx"``: ONNX Runtime on the CPU (:mod:`dask_classify.onnx`), torch elsewhere.
 
     Examples
     --------
@@ -93,6 +97,7 @@ class ModelSpec:
     options: tuple = ()
     tokenizer_options: tuple = ()
     source: Any = field(default=None, compare=False, repr=False)
+    engine: str = "torch"  # "torch" or "onnx" (ONNX Runtime on the CPU)
 
     @property
     def hub(self) -> dict[str, Any]:
@@ -105,7 +110,7 @@ class ModelSpec:
         """A 16-hex-digit hash of every field but ``source``: the model cache key."""
         raw = repr((self.identifier, self.cache_dir, self.trust_remote_code, self.device,
                     self.quantize, self.revision, self.token, self.local_files_only,
-                    self.options)).encode()
+                    self.options, self.engine)).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
 
     @property
@@ -172,11 +177,14 @@ def get_model(spec: ModelSpec) -> tuple[torch.nn.Module, ModelInfo, str]:
 
     Returns
     -------
-    model : torch.nn.Module
+    model : torch.nn.Module or dask_classify.onnx.OnnxModel
         ``spec.source.build_model(device)``'s model (or :func:`dask_classify.model.load_model`'s
         without a source) in eval mode on ``device`` (int8-quantized when
         ``spec.quantize == "int8"``), its DeBERTa-v2/v3 attention given
-        :mod:`dask_classify.fast_attention`'s forward.
+        :mod:`dask_classify.fast_attention`'s forward; with
+        ``spec.engine == "onnx"`` on the CPU an ONNX Runtime session called the same way (its
+        graph exported once per machine, :func:`dask_classify.onnx.cached_export`), or the
+        torch model with one warning when the checkpoint cannot be exported.
     info : dask_classify.model.ModelInfo
         The checkpoint's description.
     device : str
@@ -188,6 +196,8 @@ def get_model(spec: ModelSpec) -> tuple[torch.nn.Module, ModelInfo, str]:
         When the checkpoint cannot be loaded.
     ValueError
         ``quantize="int8"`` on a device that is not the CPU (``device="auto"`` on a GPU worker).
+    dask_classify.MissingExtraError
+        ``engine="onnx"`` without the ``[onnx]`` extra.
 
     Examples
     --------
@@ -208,6 +218,8 @@ def get_model(spec: ModelSpec) -> tuple[torch.nn.Module, ModelInfo, str]:
     if entry is None:
         with _LOCK:
             entry = _MODELS.get(spec.key)
+            if entry is None and spec.engine == "onnx":
+                entry = _load_onnx(spec)
             if entry is None:
                 device = resolve_device(spec.device)
                 if spec.quantize == "int8" and device != "cpu":  # "auto" found a GPU here
@@ -224,6 +236,30 @@ def get_model(spec: ModelSpec) -> tuple[torch.nn.Module, ModelInfo, str]:
                 entry = (model, info, device)
                 _MODELS[spec.key] = entry
     return entry
+
+
+def _load_onnx(spec: ModelSpec) -> tuple[Any, ModelInfo, str] | None:
+    """The ONNX Runtime entry of :func:`get_model` (None: run torch, after one warning)."""
+    from dask_classify.model import model_info, resolve_model_dir
+    from dask_classify.onnx import OnnxFallbackWarning, load_onnx_model
+
+    device = resolve_device(spec.device)
+    if device != "cpu":  # device="auto" found a GPU on this worker: torch runs it there
+        warnings.warn(f"engine='onnx' runs on the CPU; this worker's device is {device!r}, "
+                      "so torch runs the model", OnnxFallbackWarning, stacklevel=3)
+        return None
+    if spec.options and spec.options[0] != DEFAULT_BUILDER:  # a classifier's own model
+        warnings.warn(f"engine='onnx' exports the checkpoint formats load_model reads; "
+                      f"{spec.options[0]} builds its own model, so torch runs it",
+                      OnnxFallbackWarning, stacklevel=3)
+        return None
+    model = load_onnx_model(spec.identifier, cache_dir=spec.cache_dir,
+                            trust_remote_code=spec.trust_remote_code,
+                            threads=torch.get_num_threads())
+    if model is None:
+        return None
+    info = model_info(resolve_model_dir(spec.identifier, spec.cache_dir, **spec.hub))
+    return model, info, "cpu"
 
 
 def _quantize_int8(model: torch.nn.Module) -> torch.nn.Module:

@@ -245,3 +245,72 @@ def test_train_lr_defaults_quick(tmp_path, data_dir):
     assert runs["new"]["lr"] == pytest.approx(auto_learning_rate(64, 2))
     assert len(payload["commands"]) == 2 and "machine" in payload
     assert "| 32 | new |" in (tmp_path / "all.md").read_text()
+
+
+def _run_script(name: str, *args: str) -> None:
+    proc = subprocess.run([sys.executable, str(BENCH / name), *args], capture_output=True,
+                          text=True, timeout=900, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_bench_engines_quick(tmp_path):
+    pytest.importorskip("onnxruntime")
+    _run_script("bench_engines.py", "--quick", "--out", str(tmp_path))
+    result = json.loads((tmp_path / "engines.json").read_text(encoding="utf-8"))["results"][0]
+    entry = result["by_threads"]["1"]
+    assert result["model"] == "tiny" and set(entry["median_s"]) == {"torch", "torch_before",
+                                                                     "ort"}
+    # the same model on the same batches: ORT and the attention before the change agree
+    assert entry["quality_vs_torch"]["ort"]["same_labels"] == 1.0
+    assert entry["quality_vs_torch"]["ort"]["max_abs_prob_diff"] < 1e-4
+    assert entry["quality_vs_torch"]["torch_before"]["max_abs_prob_diff"] < 1e-5
+    assert all(r > 0 for r in entry["ratios"].values())
+    assert "| tiny | 1 |" in (tmp_path / "engines.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_bench_duplicates_quick(tmp_path):
+    _run_script("bench_duplicates.py", "--quick", "--out", str(tmp_path))
+    rows = json.loads((tmp_path / "duplicates.json").read_text(encoding="utf-8"))["results"]
+    assert [r["duplicate_share"] for r in rows] == [0.0, 0.2, 0.5]
+    assert [r["distinct"] for r in rows] == [60, 48, 30]
+    assert all(r["same_labels"] == 1.0 and r["max_abs_prob_diff"] < 1e-5 for r in rows)
+
+
+def test_duplicate_corpus_and_curator_checkpoint(bench, work_dir, tmp_path, corpus):
+    sys.path.insert(0, str(BENCH))
+    try:
+        dups = importlib.import_module("bench_duplicates")
+        peers = importlib.import_module("bench_peers")
+    finally:
+        sys.path.remove(str(BENCH))
+    texts = [f"text {i}" for i in range(100)]
+    out = dups.with_duplicates(texts, 0.2)
+    assert len(out) == 100 and len(set(out)) == 80 and set(out) <= set(texts)
+    # NeMo Curator's Deberta loads its backbone from config["base_model"]: the harness writes
+    # the backbone beside the checkpoint, with the same weights
+    from transformers import AutoModel
+
+    from dask_classify.model import load_model
+    from dask_classify.testing import build_tiny_deberta_checkpoint
+
+    nvidia = build_tiny_deberta_checkpoint(tmp_path / "nv", ["a", "b"], tokenizer="bert",
+                                           texts=corpus[:200])
+    folder = peers.curator_checkpoint(nvidia, tmp_path / "curator")
+    config = json.loads((folder / "config.json").read_text())
+    backbone = AutoModel.from_pretrained(config["base_model"])
+    original, _ = load_model(nvidia)
+    for key, value in original.model.state_dict().items():
+        assert np.array_equal(backbone.state_dict()[key].numpy(), value.numpy()), key
+    assert config["label2id"] == {"a": 0, "b": 1}
+
+
+@pytest.mark.slow
+def test_bench_peers_quick(tmp_path):
+    _run_script("bench_peers.py", "--quick", "--out", str(tmp_path))
+    result = json.loads((tmp_path / "peers.json").read_text(encoding="utf-8"))["results"][0]
+    assert set(result["docs_per_s"]) == {"dask_classify", "hf_pipeline"}
+    # the same fp32 model: the pipeline (on its plain-transformers twin) gives the same labels
+    assert result["same_labels_as_dask_classify"]["hf_pipeline"] == 1.0
+    assert result["dask_classify_speedup"]["hf_pipeline"] > 0

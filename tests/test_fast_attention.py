@@ -67,8 +67,35 @@ def test_same_hidden_states_as_transformers_on_padded_rows(overrides):
     torch.testing.assert_close(alone[0], got[1, :3], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("reading", ["windows everywhere", "gathers everywhere"])
+@pytest.mark.parametrize("overrides", [CONFIGS[k] for k in (
+    "deberta-v3 (shared keys, c2p|p2c, buckets)", "c2p only", "p2c only",
+    "no buckets, clamped table")], ids=["v3", "c2p", "p2c", "clamped"])
+def test_both_ways_of_reading_position_scores_equal_transformers(overrides, reading,
+                                                                  monkeypatch):
+    """Strided windows (used for rows whose distances all have their own bucket) and gathers
+    (used where log buckets fold distances) each give transformers' results on any width."""
+    from dask_classify import fast_attention
+
+    if reading == "windows everywhere":
+        monkeypatch.setattr(fast_attention, "WINDOW_SLACK", 1e9)
+    else:
+        monkeypatch.setattr(fast_attention, "USE_WINDOWS", False)
+    original, fast = _pair(**overrides)
+    ids, mask = _padded_batch([40, 3, 17, 40, 1, 29])
+    with torch.inference_mode():
+        want = original(input_ids=ids, attention_mask=mask).last_hidden_state
+        got = fast(input_ids=ids, attention_mask=mask).last_hidden_state
+    real = mask.bool()
+    torch.testing.assert_close(got[real], want[real], rtol=1e-4, atol=1e-5)
+    used_windows = fast_attention._LOOKUP.slot[3].windows is not None
+    assert used_windows == (reading == "windows everywhere")
+
+
 def test_the_fast_forward_is_used_and_really_skips_position_work():
-    """The speed-up is real work avoided: a 10-token batch projects 19 position rows, not 512."""
+    """The speed-up is real work avoided: the 512 position rows are projected once per model
+    (they depend only on the weights), not once per batch and layer as transformers does; with
+    autograd on, a 10-token batch projects only the 19 rows of distances -9..9."""
     original, fast = _pair()  # DeBERTa-v3's 256 buckets -> 512 position embeddings
     rows_seen = {"original": [], "fast": []}
 
@@ -81,11 +108,52 @@ def test_the_fast_forward_is_used_and_really_skips_position_work():
     fast.encoder.layer[0].attention.self.key_proj.register_forward_pre_hook(count("fast"))
     ids, mask = _padded_batch([10, 4])
     with torch.inference_mode():
-        original(input_ids=ids, attention_mask=mask)
-        fast(input_ids=ids, attention_mask=mask)
+        for _ in range(2):
+            original(input_ids=ids, attention_mask=mask)
+            fast(input_ids=ids, attention_mask=mask)
+        fast(input_ids=ids[:, :6], attention_mask=mask[:, :6])
     assert type(fast.encoder.layer[0].attention.self) is FastDisentangledSelfAttention
-    assert sorted(rows_seen["original"]) == [10, 512]  # the tokens, then all position rows
-    assert sorted(rows_seen["fast"]) == [10, 19]  # relative distances -9..9 only
+    assert type(fast.encoder).__name__ == "FastDebertaV2Encoder"
+    assert rows_seen["original"] == [10, 512, 10, 512]  # the tokens, then all position rows
+    assert rows_seen["fast"] == [10, 512, 10, 6]  # the position rows once, for every width
+    rows_seen["fast"].clear()
+    with torch.enable_grad():  # no caching when autograd could need the projections
+        fast(input_ids=ids, attention_mask=mask)
+    assert rows_seen["fast"] == [10, 19]
+
+
+def test_weights_only_work_is_redone_when_weights_change():
+    """The cached position table and projections follow load_state_dict and dtype changes."""
+    original, fast = _pair(position_buckets=8)
+    ids, mask = _padded_batch([30, 9, 17])
+    with torch.inference_mode():
+        fast(input_ids=ids, attention_mask=mask)  # fills the caches
+    gen = torch.Generator().manual_seed(11)
+    changed = {k: v + 0.05 * torch.randn(v.shape, generator=gen) if v.is_floating_point() else v
+               for k, v in original.state_dict().items()}
+    for module in (original, fast):
+        module.load_state_dict(changed)
+    with torch.inference_mode():
+        want = original(input_ids=ids, attention_mask=mask).last_hidden_state
+        got = fast(input_ids=ids, attention_mask=mask).last_hidden_state
+    real = mask.bool()
+    torch.testing.assert_close(got[real], want[real], rtol=1e-4, atol=1e-5)
+    # the caches are not part of the module's state: it still pickles and copies
+    import io
+    import pickle
+
+    again = pickle.loads(pickle.dumps(fast))
+    torch.save(copy.deepcopy(fast), io.BytesIO())
+    with torch.inference_mode():
+        torch.testing.assert_close(again(input_ids=ids, attention_mask=mask).last_hidden_state,
+                                   got)
+    original.double()
+    fast.double()
+    with torch.inference_mode():
+        want = original(input_ids=ids, attention_mask=mask).last_hidden_state
+        got = fast(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got[real], want[real], rtol=1e-9, atol=1e-10)
 
 
 def test_falls_back_to_transformers_for_attentions_and_training():
