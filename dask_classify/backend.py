@@ -334,6 +334,8 @@ def resolve_device(device: str) -> str:
     True
     """
     if device == "auto":
+        if gpu_count() == 0:  # NVML sees no GPU: no CUDA either (and no torch import)
+            return "cpu"
         import torch
 
         return "cuda" if torch.cuda.is_available() else "cpu"

@@ -34,8 +34,9 @@ _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 #: Padded tokens per forward pass on the CPU when ``max_batch_tokens="auto"``: chosen by
 #: measurement over three models and two corpora (``benchmarks/README.md``, ``--sweep``).
 CPU_BATCH_TOKENS = 2048
-#: Inference engines: torch, or ONNX Runtime on the CPU (:mod:`dask_classify.onnx`).
-ENGINES = ("torch", "onnx")
+#: Inference engines: ``"auto"`` (ONNX Runtime for a checkpoint that ships a graph of its
+#: weights, else torch), torch, or ONNX Runtime on the CPU (:mod:`dask_classify.onnx`).
+ENGINES = ("auto", "torch", "onnx")
 
 
 class DistributedDataClassifier:
@@ -102,12 +103,15 @@ class DistributedDataClassifier:
         ``"cuda"``, ``"cuda:<n>"``.
     quantize : {None, "int8"}, default None
         ``"int8"``: dynamic int8 quantization of the Linear layers (CPU only, opt-in).
-    engine : {"torch", "onnx"}, default "torch"
+    engine : {"auto", "torch", "onnx"}, default "auto"
         ``"onnx"``: run the model with ONNX Runtime on the CPU (the ``[onnx]`` extra), with the
         same batches; its graph is exported once per machine and cached by a hash of the
         weights (:mod:`dask_classify.onnx`). Labels equal torch's, probabilities agree to 1e-4;
         a model that cannot be exported runs on torch after one warning. Measured against
-        torch in ``benchmarks/README.md``.
+        torch in ``benchmarks/README.md``. ``"auto"``: torch, except for a checkpoint folder
+        that ships the graph of its own weights (``dask-classify export`` writes one; the
+        bundled model has one), which runs on ONNX Runtime without importing torch or
+        transformers, so a small job starts in about a second.
     trust_remote_code : bool, default False
         Allow a hub checkpoint's own Python code to run (off unless you ask).
     torch_threads : int, optional
@@ -193,7 +197,7 @@ class DistributedDataClassifier:
         autocast: bool = True,
         device: str = "auto",
         quantize: str | None = None,
-        engine: str = "torch",
+        engine: str = "auto",
         trust_remote_code: bool = False,
         torch_threads: int | None = None,
         multi_label_threshold: float = 0.5,

@@ -117,9 +117,11 @@ def _classifier_options(parser: argparse.ArgumentParser) -> None:
                             "limit on GPU)")
     group.add_argument("--padding-side", choices=["right", "left"])
     group.add_argument("--quantize", choices=["int8"], help="dynamic int8 on CPU (opt-in)")
-    group.add_argument("--engine", choices=["torch", "onnx"],
-                       help="inference engine (default torch; onnx: ONNX Runtime on the CPU, "
-                            "needs the [onnx] extra)")
+    group.add_argument("--engine", choices=["auto", "torch", "onnx"],
+                       help="inference engine (default auto: ONNX Runtime for a model folder "
+                            "that ships its exported graph, like the bundled one, else torch; "
+                            "onnx: export and run any model on ONNX Runtime, needs the [onnx] "
+                            "extra)")
     group.add_argument("--no-fold-duplicates", dest="fold_duplicates", action="store_false",
                        default=None, help="classify repeated texts once per row instead of "
                                           "once per chunk of rows")

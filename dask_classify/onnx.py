@@ -30,13 +30,15 @@ import shutil
 import threading
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from dask_classify.classifier import ENGINES  # noqa: F401 - the engines, defined without torch
 from dask_classify.errors import CheckpointError, MissingExtraError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["ENGINES", "OnnxFallbackWarning", "OnnxModel", "cache_root", "cached_export",
            "export_onnx", "load_onnx_model", "weights_hash"]
@@ -60,9 +62,11 @@ class OnnxFallbackWarning(UserWarning):
     """A model could not be run by ONNX Runtime; the classifier runs it on torch instead."""
 
 
-def _require() -> Any:
+def _require(export: bool = True) -> Any:
+    """onnxruntime (and, to export, onnx), or a :class:`MissingExtraError` naming the extra."""
     try:
-        import onnx  # noqa: F401
+        if export:
+            import onnx  # noqa: F401
         import onnxruntime
     except ImportError as exc:
         raise MissingExtraError.for_module(exc.name or "onnxruntime", "onnx",
@@ -123,35 +127,41 @@ def weights_hash(folder: str | os.PathLike) -> str:
 class OnnxModel:
     """An ONNX Runtime session called like the PyTorch model: ``model(input_ids, mask)``.
 
-    Returns a float32 tensor, so :func:`dask_classify.predict.run_model` runs it with the same
-    batches as a torch module.
+    Takes and returns numpy arrays (``numpy_io``), so :func:`dask_classify.predict.run_model`
+    runs it with the same batches as a torch module, without torch.
 
     Parameters
     ----------
     path : path-like
         The ``.onnx`` file (inputs ``input_ids`` and ``attention_mask``, int64).
     threads : int, optional
-        ONNX Runtime intra-op threads (default: torch's current thread count).
+        ONNX Runtime intra-op threads (default: this process's share of the cores,
+        :func:`dask_classify.backend.default_torch_threads`).
 
     Examples
     --------
-    >>> import tempfile, torch
+    >>> import tempfile
+    >>> import numpy as np
     >>> from dask_classify.onnx import OnnxModel, export_onnx
     >>> from dask_classify.testing import build_tiny_deberta_checkpoint
     >>> folder = build_tiny_deberta_checkpoint(tempfile.mkdtemp(), ["neg", "pos"],
     ...                                        tokenizer="bert", texts=["a good film", "bad"])
     >>> out = export_onnx(folder, tempfile.mkdtemp() + "/onnx")
     >>> model = OnnxModel(out / "model.onnx", threads=1)
-    >>> probs = model(torch.tensor([[2, 7, 9, 3], [2, 5, 3, 0]]), torch.tensor([[1, 1, 1, 1],
-    ...                                                                      [1, 1, 1, 0]]))
-    >>> tuple(probs.shape), probs.dtype, torch.allclose(probs.sum(-1), torch.ones(2))
-    ((2, 2), torch.float32, True)
+    >>> probs = model(np.array([[2, 7, 9, 3], [2, 5, 3, 0]]), np.array([[1, 1, 1, 1],
+    ...                                                                 [1, 1, 1, 0]]))
+    >>> probs.shape, probs.dtype, bool(np.allclose(probs.sum(-1), 1.0))
+    ((2, 2), dtype('float32'), True)
     """
 
+    numpy_io = True
+
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
-        ort = _require()
+        from dask_classify.backend import default_torch_threads
+
+        ort = _require(export=False)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = int(threads or torch.get_num_threads())
+        options.intra_op_num_threads = int(threads or default_torch_threads())
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.path = Path(path)
@@ -159,10 +169,10 @@ class OnnxModel:
         self.session = ort.InferenceSession(str(path), options,
                                             providers=["CPUExecutionProvider"])
 
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        feed = {"input_ids": input_ids.numpy().astype(np.int64, copy=False),
-                "attention_mask": attention_mask.numpy().astype(np.int64, copy=False)}
-        return torch.from_numpy(self.session.run(None, feed)[0])
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        feed = {"input_ids": np.asarray(input_ids, dtype=np.int64),
+                "attention_mask": np.asarray(attention_mask, dtype=np.int64)}
+        return self.session.run(None, feed)[0]
 
     def __repr__(self) -> str:
         return f"OnnxModel({str(self.path)!r}, threads={self.threads})"
@@ -170,6 +180,8 @@ class OnnxModel:
 
 def _probe(vocab_size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Two right-padded rows of random ids (a [CLS]-like first id), lengths 13 and 7."""
+    import torch
+
     gen = torch.Generator().manual_seed(seed)
     ids = torch.randint(5, max(6, vocab_size), (2, 13), generator=gen)
     mask = torch.ones_like(ids)
@@ -185,6 +197,8 @@ def _backbone(model: torch.nn.Module) -> Any:
 def _export_graph(model: torch.nn.Module, path: Path, args: tuple[torch.Tensor, ...]) -> None:
     """``torch.onnx.export`` with dynamic batch/sequence axes (TorchScript exporter first: the
     graph ONNX Runtime ran fastest here; the dynamo exporter when that one is gone)."""
+    import torch
+
     names = {"input_ids": {0: "batch", 1: "sequence"},
              "attention_mask": {0: "batch", 1: "sequence"}, "outputs": {0: "batch"}}
     common = dict(input_names=["input_ids", "attention_mask"], output_names=["outputs"],
@@ -222,12 +236,14 @@ def _optimize(path: Path, config: Any) -> bool:
 
 
 def _max_diff(model: torch.nn.Module, path: Path, probe: tuple[torch.Tensor, ...]) -> float:
+    import torch
+
     with torch.inference_mode():
-        expected = model(*probe).float()
-    got = OnnxModel(path, threads=1)(*probe)
+        expected = model(*probe).float().numpy()
+    got = OnnxModel(path, threads=1)(*(t.numpy() for t in probe))
     if got.shape != expected.shape:
         return float("inf")
-    return float((got - expected).abs().max())
+    return float(np.abs(got - expected).max())
 
 
 def export_onnx(
@@ -342,6 +358,7 @@ def export_onnx(
         if with_tokenizer:
             load_tokenizer(folder, cache_dir, trust_remote_code).save_pretrained(str(tmp))
         import onnxruntime
+        import torch
         import transformers
 
         meta = {
@@ -443,3 +460,99 @@ def load_onnx_model(model_identifier: str | os.PathLike, *, cache_dir: str | Non
                           OnnxFallbackWarning, stacklevel=2)
         return None
     return OnnxModel(path, threads=threads)
+
+
+# --------------------------------------------------------------------------- a shipped graph
+def shipped_graph(identifier: str | os.PathLike) -> Path | None:
+    """The ``model.onnx`` a checkpoint folder carries, when it can replace torch there.
+
+    That is: a local folder with ``model.onnx``, ``onnx_export.json`` and ``tokenizer.json``
+    (what ``dask-classify export`` writes; the bundled model ships one), whose recorded
+    ``weights_hash`` is the hash of the weights now in the folder (or a folder without weights,
+    such as an export's own output), and ``onnxruntime`` installed. A graph exported from other weights is not used (one
+    :class:`OnnxFallbackWarning`: export again).
+
+    Examples
+    --------
+    >>> from dask_classify.cli import default_model_dir
+    >>> from dask_classify.onnx import shipped_graph
+    >>> shipped_graph(default_model_dir()).name
+    'model.onnx'
+    >>> shipped_graph("nvidia/quality-classifier-deberta") is None  # a hub id: torch
+    True
+    """
+    import importlib.util
+
+    folder = Path(identifier)
+    graph, info = folder / ONNX_NAME, folder / EXPORT_INFO
+    if not (graph.is_file() and info.is_file() and (folder / "tokenizer.json").is_file()):
+        return None
+    if importlib.util.find_spec("onnxruntime") is None:
+        return None
+    try:
+        recorded = json.loads(info.read_text(encoding="utf-8")).get("weights_hash")
+    except ValueError:
+        recorded = None
+    has_weights = any(any(folder.glob(pattern)) for pattern in _WEIGHT_PATTERNS)
+    if has_weights and recorded != weights_hash(folder):  # no weights: the graph is the model
+        key = str(folder.resolve())
+        if key not in _WARNED:
+            _WARNED.add(key)
+            warnings.warn(f"{graph} was not exported from the weights now in {folder} (export "
+                          "it again with dask-classify export); torch runs this model",
+                          OnnxFallbackWarning, stacklevel=3)
+        return None
+    return graph
+
+
+class FileTokenizer:
+    """A checkpoint's ``tokenizer.json`` run by the ``tokenizers`` library: the same token ids
+    as the transformers tokenizer saved there, without importing transformers or torch.
+
+    Called like a transformers tokenizer the way :func:`dask_classify.tokenize.tokenize` calls
+    it; ``pad_token_id`` and ``model_max_length`` come from ``tokenizer_config.json``.
+
+    Examples
+    --------
+    >>> from dask_classify.cli import default_model_dir
+    >>> from dask_classify.onnx import FileTokenizer
+    >>> tok = FileTokenizer(default_model_dir())
+    >>> ids = tok(["a charming film", "dull"], truncation=True, max_length=4)["input_ids"]
+    >>> [len(row) for row in ids], tok.pad_token_id, tok.model_max_length
+    ([4, 3], 0, 512)
+    """
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        from tokenizers import Tokenizer
+
+        folder = Path(folder)
+        self._base = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self._base.no_padding()
+        self._base.no_truncation()
+        config_path = folder / "tokenizer_config.json"
+        config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() \
+            else {}
+        self.model_max_length = int(config.get("model_max_length") or int(1e30))
+        pad = config.get("pad_token")
+        pad = pad.get("content") if isinstance(pad, dict) else pad
+        self.pad_token_id = self._base.token_to_id(pad) if pad else None
+        self._truncating: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    def _for(self, max_length: int | None) -> Any:
+        if max_length is None:
+            return self._base
+        with self._lock:  # one tokenizer per limit: truncation is state of the Rust object
+            tok = self._truncating.get(max_length)
+            if tok is None:
+                from tokenizers import Tokenizer
+
+                tok = Tokenizer.from_str(self._base.to_str())
+                tok.enable_truncation(max_length)
+                self._truncating[max_length] = tok
+        return tok
+
+    def __call__(self, texts: list[str], truncation: bool = False,
+                 max_length: int | None = None, **_: Any) -> dict[str, list[list[int]]]:
+        tok = self._for(max_length if truncation else None)
+        return {"input_ids": [e.ids for e in tok.encode_batch(list(texts))]}

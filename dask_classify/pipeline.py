@@ -245,10 +245,11 @@ def _run_classifier(clf: DistributedDataClassifier, texts: list[str], text_key: 
                     token_cache: dict[Any, list[list[int]]],
                     prof: PipelineProfile | None) -> tuple[np.ndarray, ModelInfo]:
     """Tokens -> batches -> model outputs for one classifier on one chunk of texts."""
-    set_torch_threads(clf.torch_threads)
     spec = clf.model_spec
     tokenizer = get_tokenizer(spec)
     model, info, device = get_model(spec)
+    if not getattr(model, "numpy_io", False):  # ONNX Runtime sets its threads per session
+        set_torch_threads(clf.torch_threads)
     max_len = clf.token_limit(tokenizer, info)
     key = (spec.tokenizer_key, text_key, max_len)
     ids = token_cache.get(key)

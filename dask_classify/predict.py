@@ -4,6 +4,12 @@ The cache key is computed from the model identifier, every loading option and wh
 classifier's own ``build_model`` depends on (:class:`ModelSpec`), so two classifiers in one graph
 never share a model by accident, and a classifier that is pickled to a worker many times loads
 its model there once.
+
+Engines: torch, or ONNX Runtime on the CPU (:mod:`dask_classify.onnx`). With ``engine="auto"``
+(the default) a checkpoint folder that carries a graph exported from exactly its weights
+(``dask-classify export``; the bundled model ships one) runs on ONNX Runtime with the
+``tokenizers`` library's own tokenizer, and neither torch nor transformers is imported: a small
+job starts in about a second. Every other model runs on torch, imported on first use.
 """
 
 from __future__ import annotations
@@ -14,20 +20,21 @@ import warnings
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-# Imported eagerly: worker threads must not race on transformers 5's lazy imports, which are not
-# thread-safe (several threads importing at once raise ImportError).
-import transformers  # noqa: F401
-
-from dask_classify.backend import autocast as _autocast
 from dask_classify.backend import resolve_device
-from dask_classify.fast_attention import speed_up_deberta
-from dask_classify.model import ModelInfo, load_model, load_tokenizer
-from dask_classify.tokenize import pad_batch, plan_batches
+from dask_classify.tokenize import pad_arrays, plan_batches
+
+if TYPE_CHECKING:
+    import torch
+
+    from dask_classify.checkpoint import ModelInfo
+
+# torch, transformers and the model code are imported by the first process-wide load, under
+# _LOCK: worker threads must not race on transformers 5's lazy imports, which are not
+# thread-safe (several threads importing at once raise ImportError).
 
 _LOCK = threading.Lock()
 #: ``ModelSpec.options[0]`` of classifiers whose model is :func:`load_model`'s.
@@ -36,8 +43,9 @@ DEFAULT_BUILDER = "dask_classify.classifier.DistributedDataClassifier"
 # threads tokenize (Rust, no GIL) or do Dask work. Concurrent forward passes from several task
 # threads would oversubscribe the cores (OpenMP teams per thread) and be slower, not faster.
 INFERENCE_LOCK = threading.RLock()
-_MODELS: dict[str, tuple[torch.nn.Module, ModelInfo, str]] = {}
+_MODELS: dict[str, tuple[Any, ModelInfo, str]] = {}
 _TOKENIZERS: dict[str, Any] = {}
+_ENGINES: dict[str, str] = {}  # ModelSpec.key -> "torch", "onnx" or "shipped"
 
 
 @dataclass(frozen=True)
@@ -70,8 +78,10 @@ class ModelSpec:
         ``build_tokenizer()`` (a classifier). None: :func:`dask_classify.model.load_model` and
         :func:`dask_classify.model.load_tokenizer`. Not part of the keys or of equality: the
         options stand for it.
-    engine : {"torch", "onnx"}, default "torch"
-        ``"onnx"``: ONNX Runtime on the CPU (:mod:`dask_classify.onnx`), torch elsewhere.
+    engine : {"auto", "torch", "onnx"}, default "auto"
+        ``"onnx"``: ONNX Runtime on the CPU (:mod:`dask_classify.onnx`), torch elsewhere;
+        ``"auto"``: ONNX Runtime when the folder ships a graph of these weights (see the
+        module docstring), else torch.
 
     Examples
     --------
@@ -97,7 +107,7 @@ class ModelSpec:
     options: tuple = ()
     tokenizer_options: tuple = ()
     source: Any = field(default=None, compare=False, repr=False)
-    engine: str = "torch"  # "torch" or "onnx" (ONNX Runtime on the CPU)
+    engine: str = "auto"  # "auto", "torch" or "onnx" (ONNX Runtime on the CPU)
 
     @property
     def hub(self) -> dict[str, Any]:
@@ -117,7 +127,8 @@ class ModelSpec:
     def tokenizer_key(self) -> str:
         """A 16-hex-digit hash of the fields that decide the tokenizer (not device/quantize)."""
         raw = repr((self.identifier, self.cache_dir, self.trust_remote_code, self.revision,
-                    self.token, self.local_files_only, self.tokenizer_options)).encode()
+                    self.token, self.local_files_only, self.tokenizer_options,
+                    self.engine)).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
 
 
@@ -158,16 +169,22 @@ def get_tokenizer(spec: ModelSpec) -> Any:
         with _LOCK:
             tok = _TOKENIZERS.get(key)
             if tok is None:
-                if spec.source is not None:
+                if resolved_engine(spec) == "shipped":
+                    from dask_classify.onnx import FileTokenizer
+
+                    tok = FileTokenizer(spec.identifier)
+                elif spec.source is not None:
                     tok = spec.source.build_tokenizer()
                 else:
+                    from dask_classify.model import load_tokenizer
+
                     tok = load_tokenizer(spec.identifier, spec.cache_dir, spec.trust_remote_code,
                                          **spec.hub)
                 _TOKENIZERS[key] = tok
     return tok
 
 
-def get_model(spec: ModelSpec) -> tuple[torch.nn.Module, ModelInfo, str]:
+def get_model(spec: ModelSpec) -> tuple[Any, ModelInfo, str]:
     """This process's model for ``spec`` (loaded once): module, info and torch device.
 
     Parameters
@@ -218,9 +235,15 @@ def get_model(spec: ModelSpec) -> tuple[torch.nn.Module, ModelInfo, str]:
     if entry is None:
         with _LOCK:
             entry = _MODELS.get(spec.key)
-            if entry is None and spec.engine == "onnx":
+            engine = resolved_engine(spec) if entry is None else None
+            if engine == "shipped":
+                entry = _load_shipped(spec)
+            elif engine == "onnx":
                 entry = _load_onnx(spec)
             if entry is None:
+                from dask_classify.fast_attention import speed_up_deberta
+                from dask_classify.model import load_model
+
                 device = resolve_device(spec.device)
                 if spec.quantize == "int8" and device != "cpu":  # "auto" found a GPU here
                     raise ValueError("quantize='int8' runs on the CPU only")
@@ -234,7 +257,7 @@ def get_model(spec: ModelSpec) -> tuple[torch.nn.Module, ModelInfo, str]:
                     model = _quantize_int8(model)
                 model = model.to(device).eval()
                 entry = (model, info, device)
-                _MODELS[spec.key] = entry
+            _MODELS[spec.key] = entry
     return entry
 
 
@@ -253,13 +276,63 @@ def _load_onnx(spec: ModelSpec) -> tuple[Any, ModelInfo, str] | None:
                       f"{spec.options[0]} builds its own model, so torch runs it",
                       OnnxFallbackWarning, stacklevel=3)
         return None
+    from dask_classify.backend import default_torch_threads
+
     model = load_onnx_model(spec.identifier, cache_dir=spec.cache_dir,
                             trust_remote_code=spec.trust_remote_code,
-                            threads=torch.get_num_threads())
+                            threads=default_torch_threads())
     if model is None:
         return None
     info = model_info(resolve_model_dir(spec.identifier, spec.cache_dir, **spec.hub))
     return model, info, "cpu"
+
+
+def resolved_engine(spec: ModelSpec) -> str:
+    """What runs ``spec`` in this process: ``"torch"``, ``"onnx"`` (a graph exported into the
+    cache, :func:`dask_classify.onnx.cached_export`) or ``"shipped"`` (the graph the checkpoint
+    folder carries, with its ``tokenizer.json``; torch is not imported).
+
+    ``engine="auto"`` takes the shipped graph only where it fits: a local folder whose
+    ``onnx_export.json`` names its present weights, ``onnxruntime`` installed, the CPU, no
+    ``quantize``, and a model that :func:`dask_classify.model.load_model` would build (not a
+    classifier's own). Decided once per spec and process.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dask_classify.predict import ModelSpec, resolved_engine
+    >>> from dask_classify.testing import build_tiny_deberta_checkpoint
+    >>> folder = build_tiny_deberta_checkpoint(tempfile.mkdtemp(), ["neg", "pos"],
+    ...                                        tokenizer="bert", texts=["a good film", "bad"])
+    >>> resolved_engine(ModelSpec(str(folder)))  # no graph beside the weights
+    'torch'
+    >>> from dask_classify.cli import default_model_dir
+    >>> resolved_engine(ModelSpec(str(default_model_dir()), device="cpu"))  # ships its graph
+    'shipped'
+    """
+    engine = _ENGINES.get(spec.key)
+    if engine is None:
+        engine = spec.engine if spec.engine != "auto" else "torch"
+        if spec.engine == "auto" and spec.quantize is None and (
+                not spec.options or spec.options[0] == DEFAULT_BUILDER):
+            from dask_classify.onnx import shipped_graph
+
+            if shipped_graph(spec.identifier) is not None and resolve_device(spec.device) == "cpu":
+                engine = "shipped"
+        _ENGINES[spec.key] = engine
+    return engine
+
+
+def _load_shipped(spec: ModelSpec) -> tuple[Any, ModelInfo, str]:
+    """The ONNX Runtime entry for the graph a checkpoint folder ships (no torch)."""
+    from dask_classify.backend import default_torch_threads
+    from dask_classify.checkpoint import model_info
+    from dask_classify.onnx import OnnxModel, shipped_graph
+
+    path = shipped_graph(spec.identifier)
+    assert path is not None  # resolved_engine checked it
+    return (OnnxModel(path, threads=default_torch_threads()),
+            model_info(path.parent), "cpu")
 
 
 def _quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
@@ -269,6 +342,8 @@ def _quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
     package, and warns on every call; the API still works in the torch we pin (2.13), so the
     warnings are silenced here, where we chose it, instead of surfacing on every worker.
     """
+    import torch
+
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="torch.ao.quantization is deprecated",
                                 category=DeprecationWarning)
@@ -292,10 +367,14 @@ def clear_cache() -> None:
     >>> cached_model_keys()
     []
     """
+    import sys
+
     with _LOCK:
         _MODELS.clear()
         _TOKENIZERS.clear()
-    if torch.cuda.is_available():
+        _ENGINES.clear()
+    torch = sys.modules.get("torch")  # nothing to free where torch never ran
+    if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
 
 
@@ -317,7 +396,7 @@ def cached_model_keys() -> list[str]:
 
 
 def run_model(
-    model: torch.nn.Module,
+    model: Any,
     token_ids: list[list[int]],
     *,
     pad_id: int,
@@ -338,9 +417,11 @@ def run_model(
 
     Parameters
     ----------
-    model : torch.nn.Module
+    model : torch.nn.Module or dask_classify.onnx.OnnxModel
         Called as ``model(input_ids, attention_mask)``; returns ``(batch, outputs)`` (every
-        batch the same width: a generative model pads its new tokens to a fixed count).
+        batch the same width: a generative model pads its new tokens to a fixed count). A model
+        with ``numpy_io = True`` (ONNX Runtime) takes and returns numpy arrays: torch is not
+        used.
     token_ids : list of list of int
         Unpadded token ids of each row (from :func:`dask_classify.tokenize.tokenize`).
     pad_id : int
@@ -388,11 +469,18 @@ def run_model(
         return np.zeros((0, 0), dtype=np.float32)
     lengths = np.fromiter((len(t) for t in token_ids), dtype=np.int64, count=n)
     pending = deque(plan_batches(lengths, batch_size, max_tokens, sort_by_length))
+    if getattr(model, "numpy_io", False):
+        return _run_numpy(model, token_ids, pending, pad_id, padding_side, on_batch)
+    import torch
+
+    from dask_classify.backend import autocast as _autocast
+
     results: np.ndarray | None = None
     with INFERENCE_LOCK, torch.inference_mode(), _autocast(device, autocast):
         while pending:
             rows = pending.popleft()
-            ids, mask = pad_batch([token_ids[i] for i in rows], pad_id, padding_side)
+            ids, mask = map(torch.from_numpy,
+                            pad_arrays([token_ids[i] for i in rows], pad_id, padding_side))
             try:
                 out = model(ids.to(device, non_blocking=True), mask.to(device, non_blocking=True))
             except torch.OutOfMemoryError:
@@ -414,6 +502,25 @@ def run_model(
             # models and cudf share the device); the weights stay cached.
             del ids, mask, out
             torch.cuda.empty_cache()
+    assert results is not None
+    return results
+
+
+def _run_numpy(model: Any, token_ids: list[list[int]], pending: deque, pad_id: int,
+               padding_side: str, on_batch: Callable[[int, int], None] | None) -> np.ndarray:
+    """:func:`run_model` for a model that takes and returns numpy arrays (ONNX Runtime)."""
+    results: np.ndarray | None = None
+    with INFERENCE_LOCK:
+        for rows in pending:
+            ids, mask = pad_arrays([token_ids[i] for i in rows], pad_id, padding_side)
+            out = model(ids, mask)
+            out = out if np.issubdtype(out.dtype, np.integer) else out.astype(np.float32,
+                                                                             copy=False)
+            if on_batch is not None:
+                on_batch(len(rows), ids.shape[1])
+            if results is None:
+                results = np.empty((len(token_ids), out.shape[1]), dtype=out.dtype)
+            results[rows] = out
     assert results is not None
     return results
 

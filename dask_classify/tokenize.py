@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
 from dask_classify.errors import TextColumnError
 
@@ -266,9 +265,9 @@ def plan_batches(
     return batches
 
 
-def pad_batch(
+def pad_arrays(
     token_ids: Sequence[Sequence[int]], pad_id: int, padding_side: str
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Pad rows to the batch's longest row (not to the global limit): ids and attention mask.
 
     Parameters
@@ -282,18 +281,18 @@ def pad_batch(
 
     Returns
     -------
-    input_ids : torch.Tensor of int64, shape ``(rows, longest row)``
+    input_ids : numpy.ndarray of int64, shape ``(rows, longest row)``
         The padded ids.
-    attention_mask : torch.Tensor of int64, same shape
+    attention_mask : numpy.ndarray of int64, same shape
         1 for real tokens, 0 for padding.
 
     Examples
     --------
-    >>> from dask_classify.tokenize import pad_batch
-    >>> ids, mask = pad_batch([[2, 5, 3], [2, 3]], pad_id=0, padding_side="left")
+    >>> from dask_classify.tokenize import pad_arrays
+    >>> ids, mask = pad_arrays([[2, 5, 3], [2, 3]], pad_id=0, padding_side="left")
     >>> ids.tolist(), mask.tolist()
     ([[2, 5, 3], [0, 2, 3]], [[1, 1, 1], [0, 1, 1]])
-    >>> pad_batch([[2, 5, 3], [2, 3]], pad_id=0, padding_side="right")[0].tolist()
+    >>> pad_arrays([[2, 5, 3], [2, 3]], pad_id=0, padding_side="right")[0].tolist()
     [[2, 5, 3], [2, 3, 0]]
     """
     width = max(len(ids) for ids in token_ids)
@@ -307,4 +306,20 @@ def pad_batch(
         else:
             ids[row, :n] = seq
             mask[row, :n] = 1
+    return ids, mask
+
+
+def pad_batch(token_ids: Sequence[Sequence[int]], pad_id: int, padding_side: str) -> tuple:
+    """:func:`pad_arrays` as torch tensors (shared memory): ``(input_ids, attention_mask)``.
+
+    Examples
+    --------
+    >>> from dask_classify.tokenize import pad_batch
+    >>> ids, mask = pad_batch([[2, 5, 3], [2, 3]], pad_id=0, padding_side="right")
+    >>> ids.dtype, mask.tolist()
+    (torch.int64, [[1, 1, 1], [1, 1, 0]])
+    """
+    import torch
+
+    ids, mask = pad_arrays(token_ids, pad_id, padding_side)
     return torch.from_numpy(ids), torch.from_numpy(mask)

@@ -161,10 +161,100 @@ def test_changed_weights_are_exported_again(tmp_path, corpus, onnx_cache):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"engine": "tensorrt"}, "engine must be one of ['torch', 'onnx'], not 'tensorrt'"),
+    ({"engine": "tensorrt"}, "engine must be one of ['auto', 'torch', 'onnx'], not 'tensorrt'"),
     ({"engine": "onnx", "device": "cuda"}, "engine='onnx' runs on the CPU only"),
     ({"engine": "onnx", "quantize": "int8"}, "quantize must be None"),
 ])
 def test_engine_is_validated_when_the_classifier_is_built(kwargs, message):
     with pytest.raises(UsageError, match=message.replace("[", r"\[").replace("]", r"\]")):
         DistributedDataClassifier("/models/x", **kwargs)
+
+
+# --------------------------------------------------------------------------- a shipped graph
+def test_bundled_model_runs_its_shipped_graph_without_torch(tmp_path):
+    """The README's first command: ONNX Runtime and the tokenizers library, no torch import."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from dask_classify.cli import main\n"
+            f"rc = main(['classify', 'examples/reviews.jsonl', '--output', {str(tmp_path)!r},"
+            " '--score-field', 'p', '--no-progress'])\n"
+            "print('torch' in sys.modules, 'transformers' in sys.modules)\n"
+            "sys.exit(rc)")
+    root = default_model_dir().parents[2]
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=root, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "False False"
+    got = pd.read_parquet(tmp_path / "reviews.parquet")
+    texts = pd.read_json(root / "examples" / "reviews.jsonl", lines=True)
+    torch_run = DistributedDataClassifier(default_model_dir(), engine="torch", score_field="p")(
+        texts)
+    assert got["preds"].tolist() == torch_run["preds"].tolist()  # the same labels
+    np.testing.assert_allclose(np.array(got["p"].tolist()), np.array(torch_run["p"].tolist()),
+                               atol=1e-4, rtol=0)
+
+
+def test_shipped_graph_equals_torch_on_sst2_dev(data_dir):
+    from dask_classify.predict import ModelSpec, resolved_engine
+    from dask_classify.train.data import read_tsv
+
+    texts = pd.DataFrame({"text": read_tsv(data_dir / "sst2" / "dev.tsv")["sentence"]})
+    auto = DistributedDataClassifier(default_model_dir(), score_field="p")
+    assert resolved_engine(auto.model_spec) == "shipped"
+    assert resolved_engine(ModelSpec(str(default_model_dir()), engine="torch")) == "torch"
+    a = auto(texts)
+    b = DistributedDataClassifier(default_model_dir(), score_field="p", engine="torch")(texts)
+    assert a["preds"].tolist() == b["preds"].tolist()
+    np.testing.assert_allclose(np.array(a["p"].tolist()), np.array(b["p"].tolist()), atol=1e-4,
+                               rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["bundled", "bert"])
+def test_file_tokenizer_gives_the_transformers_tokenizer_ids(kind, tmp_path, ag_news_texts,
+                                                            imdb_texts, data_dir):
+    from dask_classify.onnx import FileTokenizer
+    from dask_classify.testing import build_tokenizer
+    from dask_classify.train.data import read_tsv
+
+    if kind == "bundled":
+        folder = default_model_dir()
+    else:
+        folder = tmp_path / "bert"
+        build_tokenizer(folder, "bert", ag_news_texts[:500])
+    texts = (read_tsv(data_dir / "sst2" / "dev.tsv")["sentence"].tolist()[:300]
+             + ag_news_texts[:300] + imdb_texts + ["", "  ", "😀 émoji\tand\u2028breaks"])
+    reference = load_tokenizer(folder)
+    light = FileTokenizer(folder)
+    assert light.pad_token_id == reference.pad_token_id
+    assert light.model_max_length == reference.model_max_length
+    for limit in (16, 64, 512):  # truncation counts the special tokens, as transformers does
+        assert tokenize(light, texts, limit) == tokenize(reference, texts, limit)
+
+
+def test_stale_shipped_graph_falls_back_to_torch_with_one_warning(tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from dask_classify.onnx import OnnxFallbackWarning
+    from dask_classify.predict import ModelSpec, resolved_engine
+
+    folder = tmp_path / "retrained"
+    shutil.copytree(default_model_dir(), folder)
+    weights = load_file(folder / "model.safetensors")
+    weights["fc.bias"] = weights["fc.bias"] + 1.0  # "retrained": the shipped graph is stale
+    save_file(weights, folder / "model.safetensors")
+    with pytest.warns(OnnxFallbackWarning, match="not exported from the weights now in"):
+        assert resolved_engine(ModelSpec(str(folder), device="cpu")) == "torch"
+    export = tmp_path / "export"
+    assert main(["export", "--model", str(folder), "--format", "onnx", "--output",
+                 str(export)]) == 0
+    # an export's folder (graph, config, tokenizer, no weights) is a model of its own
+    assert resolved_engine(ModelSpec(str(export), device="cpu")) == "shipped"
+    texts = pd.DataFrame({"text": ["a warm and moving film", "dull and lifeless"]})
+    via_graph = DistributedDataClassifier(export, score_field="p")(texts)
+    via_torch = DistributedDataClassifier(folder, score_field="p", engine="torch")(texts)
+    np.testing.assert_allclose(np.array(via_graph["p"].tolist()),
+                               np.array(via_torch["p"].tolist()), atol=1e-4, rtol=0)
