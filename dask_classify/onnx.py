@@ -469,8 +469,8 @@ def shipped_graph(identifier: str | os.PathLike) -> Path | None:
     That is: a local folder with ``model.onnx``, ``onnx_export.json`` and ``tokenizer.json``
     (what ``dask-classify export`` writes; the bundled model ships one), whose recorded
     ``weights_hash`` is the hash of the weights now in the folder (or a folder without weights,
-    such as an export's own output), and ``onnxruntime`` installed. A graph exported from other weights is not used (one
-    :class:`OnnxFallbackWarning`: export again).
+    such as an export's own output), and ``onnxruntime`` installed. A graph exported from other
+    weights is not used (one :class:`OnnxFallbackWarning`: export again).
 
     Examples
     --------
