@@ -215,9 +215,10 @@ def test_finemath_refusals(regression_ckpt, deberta_ckpt):
 @pytest.mark.gpu
 def test_prompt_complexity_on_gpu_matches_cpu(ptc_ckpt, prompts):
     df = pd.DataFrame({"text": prompts})
-    cpu = PromptTaskComplexityClassifier(str(ptc_ckpt), device="cpu")(df)
-    # fp32 on the GPU: the same numbers (the calibrated heads amplify bf16 noise too much for a
-    # comparison of the mixed-precision run, which is checked for sense only)
+    # fp32 on both sides: on a CPU with AMX (GPU hosts have it) device="cpu" would run bf16
+    # autocast. The calibrated heads amplify bf16 noise too much for a comparison of the
+    # mixed-precision run, which is checked for sense only.
+    cpu = PromptTaskComplexityClassifier(str(ptc_ckpt), device="cpu", autocast=False)(df)
     gpu = PromptTaskComplexityClassifier(str(ptc_ckpt), device="cuda", autocast=False)(df)
     assert (gpu["task_type_1"] == cpu["task_type_1"]).mean() > 0.95
     np.testing.assert_allclose(gpu["prompt_complexity_score"], cpu["prompt_complexity_score"],

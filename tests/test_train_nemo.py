@@ -151,8 +151,9 @@ def test_nemo_config_on_a_gpu_with_amp(encoder, sst2_small, tmp_path, monkeypatc
     assert (t.accelerator, t.devices, t.precision) == ("gpu", 1, "16-mixed")
     texts = NEMO_INFER_SAMPLES
     expected = predict_probabilities(result.model, result.tokenizer, texts, 256)
-    out = DistributedDataClassifier(result.exported_model, score_field="p", device="cpu")(
-        pd.DataFrame({"text": texts}))
+    # fp32 on the CPU: GPU hosts have AMX, where device="cpu" would otherwise run bf16 autocast
+    out = DistributedDataClassifier(result.exported_model, score_field="p", device="cpu",
+                                    autocast=False)(pd.DataFrame({"text": texts}))
     np.testing.assert_allclose(np.stack(out["p"].to_numpy()), expected, atol=1e-5)
 
 
