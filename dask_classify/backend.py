@@ -367,17 +367,38 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
-def autocast(device: str, enabled: bool = True) -> Any:
-    """The mixed-precision context for inference on ``device``: only where it is faster.
+CPU_BF16_ENV = "DASK_CLASSIFY_CPU_BF16"
 
-    CUDA: bf16 where the GPU supports it, else fp16. CPU: bf16 only with AMX
-    (:func:`cpu_has_native_bf16`); everywhere else (and with ``enabled=False``) fp32.
+
+def cpu_bf16_opted_in() -> bool:
+    """Whether this process runs CPU inference in bf16: ``DASK_CLASSIFY_CPU_BF16=1`` on an AMX CPU.
+
+    Off by default: bf16 moves probabilities by up to a few hundredths and flips near-ties, so a
+    document's label would depend on which CPU its worker landed on. Set the variable on the
+    workers' machines (it is read where the model runs) to trade that for AMX's speed.
+
+    Examples
+    --------
+    >>> from dask_classify.backend import cpu_bf16_opted_in
+    >>> isinstance(cpu_bf16_opted_in(), bool)
+    True
+    """
+    return os.environ.get(CPU_BF16_ENV, "").strip() == "1" and cpu_has_native_bf16()
+
+
+def autocast(device: str, enabled: bool = True) -> Any:
+    """The mixed-precision context for inference on ``device``.
+
+    CUDA: bf16 where the GPU supports it, else fp16. CPU: fp32, the same numbers on every CPU,
+    unless :func:`cpu_bf16_opted_in` (AMX and ``DASK_CLASSIFY_CPU_BF16=1``; on CPUs without AMX,
+    AVX512-BF16 ones included, a bf16 matmul is ~200x slower, so the variable is ignored there).
+    ``enabled=False``: fp32 everywhere.
 
     Examples
     --------
     >>> import contextlib
-    >>> from dask_classify.backend import autocast, cpu_has_native_bf16
-    >>> isinstance(autocast("cpu"), contextlib.nullcontext) == (not cpu_has_native_bf16())
+    >>> from dask_classify.backend import autocast, cpu_bf16_opted_in
+    >>> isinstance(autocast("cpu"), contextlib.nullcontext) == (not cpu_bf16_opted_in())
     True
     >>> isinstance(autocast("cuda", enabled=False), contextlib.nullcontext)
     True
@@ -389,7 +410,7 @@ def autocast(device: str, enabled: bool = True) -> Any:
     if device.startswith("cuda"):
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.autocast("cuda", dtype=dtype)
-    if device == "cpu" and cpu_has_native_bf16():
+    if device == "cpu" and cpu_bf16_opted_in():
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 

@@ -96,8 +96,9 @@ class DistributedDataClassifier:
         in cache; measured in ``benchmarks/README.md``); a GPU wants large batches. Results do
         not depend on it.
     autocast : bool, default True
-        Mixed precision where it is faster: fp16/bf16 on CUDA, bf16 on CPUs with AMX. On other
-        CPUs (including AVX512-BF16 ones, where bf16 is far slower) inference stays fp32.
+        Mixed precision on CUDA (bf16 where supported, else fp16). The CPU runs fp32, the same
+        numbers on every CPU; on CPUs with AMX, ``DASK_CLASSIFY_CPU_BF16=1`` on the workers opts
+        in to bf16 (faster there, probabilities move by up to a few hundredths).
     device : str, default "auto"
         ``"auto"`` uses the worker's GPU when it has one, else the CPU; or ``"cpu"``,
         ``"cuda"``, ``"cuda:<n>"``.

@@ -463,6 +463,11 @@ def load_onnx_model(model_identifier: str | os.PathLike, *, cache_dir: str | Non
 
 
 # --------------------------------------------------------------------------- a shipped graph
+def has_weights(folder: str | os.PathLike) -> bool:
+    """Whether a checkpoint folder holds torch weights (an export's output holds only a graph)."""
+    return any(any(Path(folder).glob(pattern)) for pattern in _WEIGHT_PATTERNS)
+
+
 def shipped_graph(identifier: str | os.PathLike) -> Path | None:
     """The ``model.onnx`` a checkpoint folder carries, when it can replace torch there.
 
@@ -493,8 +498,7 @@ def shipped_graph(identifier: str | os.PathLike) -> Path | None:
         recorded = json.loads(info.read_text(encoding="utf-8")).get("weights_hash")
     except ValueError:
         recorded = None
-    has_weights = any(any(folder.glob(pattern)) for pattern in _WEIGHT_PATTERNS)
-    if has_weights and recorded != weights_hash(folder):  # no weights: the graph is the model
+    if has_weights(folder) and recorded != weights_hash(folder):  # no weights: the graph is the model
         key = str(folder.resolve())
         if key not in _WARNED:
             _WARNED.add(key)

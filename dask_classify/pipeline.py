@@ -263,7 +263,9 @@ def _run_classifier(clf: DistributedDataClassifier, texts: list[str], text_key: 
     outputs = run_model(
         model, ids, pad_id=tokenizer.pad_token_id or 0, device=device,
         batch_size=clf.model_inference_batch_size, padding_side=clf.padding_side,
-        sort_by_length=clf.sort_by_length, autocast=clf.autocast,
+        sort_by_length=clf.sort_by_length,
+        # int8 Linear layers take fp32 inputs: never autocast a quantized model
+        autocast=clf.autocast and clf.quantize is None,
         max_tokens=clf.batch_token_limit(device),
         on_batch=None if prof is None else prof.add_batch,
     )

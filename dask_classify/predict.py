@@ -295,7 +295,9 @@ def resolved_engine(spec: ModelSpec) -> str:
     ``engine="auto"`` takes the shipped graph only where it fits: a local folder whose
     ``onnx_export.json`` names its present weights, ``onnxruntime`` installed, the CPU, no
     ``quantize``, and a model that :func:`dask_classify.model.load_model` would build (not a
-    classifier's own). Decided once per spec and process.
+    classifier's own). A folder that holds the graph but no weights (an export's output) runs
+    it on the CPU with ``device="auto"`` even where a GPU is present: torch has nothing to
+    load there. Decided once per spec and process.
 
     Examples
     --------
@@ -317,7 +319,11 @@ def resolved_engine(spec: ModelSpec) -> str:
                 not spec.options or spec.options[0] == DEFAULT_BUILDER):
             from dask_classify.onnx import shipped_graph
 
-            if shipped_graph(spec.identifier) is not None and resolve_device(spec.device) == "cpu":
+            from dask_classify.onnx import has_weights
+
+            graph = shipped_graph(spec.identifier)
+            if graph is not None and (resolve_device(spec.device) == "cpu" or (
+                    spec.device == "auto" and not has_weights(graph.parent))):
                 engine = "shipped"
         _ENGINES[spec.key] = engine
     return engine

@@ -228,11 +228,33 @@ def test_max_seq_length_defaults_to_tokenizer_limit(deberta_ckpt, imdb_texts):
                                reference(deberta_ckpt, long_texts, max_length=32), atol=1e-5)
 
 
-def test_autocast_never_changes_cpu_results(deberta_ckpt, ag_news_texts):
+def test_autocast_never_changes_cpu_results(deberta_ckpt, ag_news_texts, monkeypatch):
+    """The CPU runs fp32 on every CPU, AMX ones included, unless DASK_CLASSIFY_CPU_BF16=1."""
+    import contextlib
+
+    import torch
+
+    from dask_classify import backend
+
+    monkeypatch.delenv("DASK_CLASSIFY_CPU_BF16", raising=False)
     ddf = dd.from_pandas(pd.DataFrame({"text": ag_news_texts[:300]}), npartitions=1)
     a = DistributedDataClassifier(deberta_ckpt, score_field="p", autocast=True)(ddf).compute()
     b = DistributedDataClassifier(deberta_ckpt, score_field="p", autocast=False)(ddf).compute()
-    assert a["p"].tolist() == b["p"].tolist()  # fp32 both times: no bf16 on this CPU
+    assert a["p"].tolist() == b["p"].tolist()
+    # the opt-in: bf16 only with AMX and the variable set to 1
+    for amx, value, bf16 in ((True, None, False), (True, "1", True), (False, "1", False),
+                             (True, "0", False)):
+        monkeypatch.setattr(backend, "cpu_has_native_bf16", lambda amx=amx: amx)
+        if value is None:
+            monkeypatch.delenv("DASK_CLASSIFY_CPU_BF16", raising=False)
+        else:
+            monkeypatch.setenv("DASK_CLASSIFY_CPU_BF16", value)
+        ctx = backend.autocast("cpu")
+        assert (not isinstance(ctx, contextlib.nullcontext)) == bf16, (amx, value)
+        if bf16:
+            with ctx:
+                assert torch.get_autocast_dtype("cpu") == torch.bfloat16
+                assert torch.is_autocast_enabled("cpu")
 
 
 def test_two_classifiers_in_one_graph_use_their_own_models(deberta_ckpt, bert_ckpt,

@@ -22,7 +22,9 @@ def test_import_is_light():
 
 
 def test_backend_resolution_without_gpu():
-    if gpu_available():
+    from dask_classify.backend import gpu_count
+
+    if gpu_available() or gpu_count():
         pytest.skip("this machine has a GPU")
     assert resolve_backend("auto") == "cpu" and resolve_backend(None) == "cpu"
     with pytest.raises(GPUBackendError, match="no NVIDIA GPU"):

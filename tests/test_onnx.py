@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 
 import numpy as np
@@ -121,8 +122,10 @@ def test_onnx_engine_through_dask(deberta_ckpt, ag_news_texts, onnx_cache):
     import dask.dataframe as dd
 
     ddf = dd.from_pandas(pd.DataFrame({"text": ag_news_texts[:120]}), npartitions=3)
-    a = DistributedDataClassifier(deberta_ckpt, score_field="p")(ddf).compute()
-    b = DistributedDataClassifier(deberta_ckpt, score_field="p", engine="onnx")(ddf).compute()
+    # device="cpu": ONNX Runtime is a CPU engine (on a GPU host "auto" would run torch on it)
+    a = DistributedDataClassifier(deberta_ckpt, score_field="p", device="cpu")(ddf).compute()
+    b = DistributedDataClassifier(deberta_ckpt, score_field="p", engine="onnx",
+                                  device="cpu")(ddf).compute()
     assert a["preds"].tolist() == b["preds"].tolist()
     np.testing.assert_allclose(np.array(a["p"].tolist()), np.array(b["p"].tolist()), atol=1e-4)
 
@@ -135,8 +138,8 @@ def test_model_that_cannot_be_exported_runs_on_torch_with_one_warning(deberta_ck
     monkeypatch.setattr(onnx_mod, "_export_graph", refuse)
     monkeypatch.setattr(onnx_mod, "_WARNED", set())
     df = pd.DataFrame({"text": ag_news_texts[:30]})
-    expected = DistributedDataClassifier(deberta_ckpt).classify_partition(df)
-    clf = DistributedDataClassifier(deberta_ckpt, engine="onnx")
+    expected = DistributedDataClassifier(deberta_ckpt, device="cpu").classify_partition(df)
+    clf = DistributedDataClassifier(deberta_ckpt, engine="onnx", device="cpu")
     with pytest.warns(onnx_mod.OnnxFallbackWarning, match="unsupported operator.*on torch"):
         out = clf.classify_partition(df)
     assert out["preds"].tolist() == expected["preds"].tolist()
@@ -183,14 +186,16 @@ def test_bundled_model_runs_its_shipped_graph_without_torch(tmp_path):
             "print('torch' in sys.modules, 'transformers' in sys.modules)\n"
             "sys.exit(rc)")
     root = default_model_dir().parents[2]
+    # as on a machine without a GPU (on a GPU host "auto" runs the model on it, with torch)
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=root, check=False)
+                          cwd=root, check=False, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "False False"
     got = pd.read_parquet(tmp_path / "reviews.parquet")
     texts = pd.read_json(root / "examples" / "reviews.jsonl", lines=True)
-    torch_run = DistributedDataClassifier(default_model_dir(), engine="torch", score_field="p")(
-        texts)
+    torch_run = DistributedDataClassifier(default_model_dir(), engine="torch", score_field="p",
+                                          device="cpu")(texts)
     assert got["preds"].tolist() == torch_run["preds"].tolist()  # the same labels
     np.testing.assert_allclose(np.array(got["p"].tolist()), np.array(torch_run["p"].tolist()),
                                atol=1e-4, rtol=0)
@@ -201,11 +206,12 @@ def test_shipped_graph_equals_torch_on_sst2_dev(data_dir):
     from dask_classify.train.data import read_tsv
 
     texts = pd.DataFrame({"text": read_tsv(data_dir / "sst2" / "dev.tsv")["sentence"]})
-    auto = DistributedDataClassifier(default_model_dir(), score_field="p")
+    auto = DistributedDataClassifier(default_model_dir(), score_field="p", device="cpu")
     assert resolved_engine(auto.model_spec) == "shipped"
     assert resolved_engine(ModelSpec(str(default_model_dir()), engine="torch")) == "torch"
     a = auto(texts)
-    b = DistributedDataClassifier(default_model_dir(), score_field="p", engine="torch")(texts)
+    b = DistributedDataClassifier(default_model_dir(), score_field="p", engine="torch",
+                                  device="cpu")(texts)
     assert a["preds"].tolist() == b["preds"].tolist()
     np.testing.assert_allclose(np.array(a["p"].tolist()), np.array(b["p"].tolist()), atol=1e-4,
                                rtol=0)
@@ -253,8 +259,11 @@ def test_stale_shipped_graph_falls_back_to_torch_with_one_warning(tmp_path):
                  str(export)]) == 0
     # an export's folder (graph, config, tokenizer, no weights) is a model of its own
     assert resolved_engine(ModelSpec(str(export), device="cpu")) == "shipped"
+    # ... on the CPU even where "auto" would pick a GPU: torch has no weights to load there
+    assert resolved_engine(ModelSpec(str(export))) == "shipped"
     texts = pd.DataFrame({"text": ["a warm and moving film", "dull and lifeless"]})
     via_graph = DistributedDataClassifier(export, score_field="p")(texts)
-    via_torch = DistributedDataClassifier(folder, score_field="p", engine="torch")(texts)
+    via_torch = DistributedDataClassifier(folder, score_field="p", engine="torch",
+                                          device="cpu")(texts)
     np.testing.assert_allclose(np.array(via_graph["p"].tolist()),
                                np.array(via_torch["p"].tolist()), atol=1e-4, rtol=0)

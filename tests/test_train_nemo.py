@@ -158,11 +158,16 @@ def test_nemo_config_on_a_gpu_with_amp(encoder, sst2_small, tmp_path, monkeypatc
 
 
 def test_nemo_config_loads_and_maps_its_keys():
+    import torch
+
     cfg, warned = _load("model.dataset.num_classes=2", path=NEMO_YAML)
-    assert len(warned) == 1 and "trainer.gpus=1" in warned[0]  # no GPU here
     t = cfg.trainer
-    # gpus: 1 without a GPU -> one CPU process; accelerator: ddp then needs no DDP.
-    assert (t.accelerator, t.devices, t.strategy, t.precision) == ("cpu", 1, "auto", "32-true")
+    if torch.cuda.is_available():  # gpus: 1 is that GPU
+        assert warned == [] and (t.accelerator, t.devices) == ("gpu", 1)
+    else:  # gpus: 1 without a GPU -> one CPU process; accelerator: ddp then needs no DDP.
+        assert len(warned) == 1 and "trainer.gpus=1" in warned[0]
+        assert (t.accelerator, t.devices, t.strategy, t.precision) == ("cpu", 1, "auto",
+                                                                      "32-true")
     assert t.max_steps == -1 and t.max_epochs == 100 and t.log_every_n_steps == 1
     for gone in ("gpus", "amp_level", "checkpoint_callback", "logger", "resume_from_checkpoint"):
         assert gone not in t
