@@ -74,8 +74,9 @@ def run_shards(args: argparse.Namespace, model: Path, work: Path) -> dict:
     walls: dict[str, list[float]] = {"shards": [], "one_file": []}
     try:
         client.run(lambda: None)
-        # warm-up: every worker loads the model once, outside the timed runs
-        classify_files(str(one), str(work / "warm"), clf, client, overwrite=True)
+        # warm-up: every worker loads the model once, outside the timed runs (the shards: many
+        # tasks reach every worker; the one file alone may be one task on one worker)
+        classify_files(str(many), str(work / "warm"), clf, client, overwrite=True)
         for rep in range(args.reps):
             order = [("shards", many), ("one_file", one)]
             if rep % 2:

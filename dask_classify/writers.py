@@ -27,7 +27,7 @@ OUTPUT_FORMATS = ("parquet", "jsonl")
 
 
 def output_schema(meta: Any, sample: Any, arrow_types: dict[str, Any],
-                  drop: tuple[str, ...] = ()) -> Any:
+                  drop: tuple[str, ...] = (), where: str = "") -> Any:
     """The Arrow schema every Parquet part of one output is written with.
 
     Parameters
@@ -41,12 +41,20 @@ def output_schema(meta: Any, sample: Any, arrow_types: dict[str, Any],
         Fixed types of the classifiers' columns (``DistributedDataClassifier.arrow_types``).
     drop : tuple of str
         Columns left out (hive partition columns, kept in the folder names).
+    where : str
+        Names the input in errors.
 
     Returns
     -------
     pyarrow.Schema
         Without pandas metadata; a column with no type information (all null in the sample
         and ``object`` in the meta) is ``string``.
+
+    Raises
+    ------
+    InputError
+        A column of the sample mixes values Arrow cannot hold in one type (``"a"`` and ``1``),
+        naming ``where`` and the column.
 
     Examples
     --------
@@ -66,7 +74,7 @@ def output_schema(meta: Any, sample: Any, arrow_types: dict[str, Any],
     columns = [c for c in meta.columns if c not in drop]
     base = pa.Schema.from_pandas(meta[columns], preserve_index=False)
     known = [c for c in columns if c in sample.columns and c not in arrow_types]
-    sampled = pa.Table.from_pandas(sample[known], preserve_index=False).schema if known else None
+    sampled = _sampled_schema(sample[known], where) if known else None
     fields = []
     for name in columns:
         kind = arrow_types.get(name)
@@ -80,6 +88,23 @@ def output_schema(meta: Any, sample: Any, arrow_types: dict[str, Any],
             kind = pa.string()
         fields.append(pa.field(name, kind))
     return pa.schema(fields)
+
+
+def _sampled_schema(sample: Any, where: str) -> Any:
+    import pyarrow as pa
+
+    try:
+        return pa.Table.from_pandas(sample, preserve_index=False).schema
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as first:
+        for name in sample.columns:
+            try:
+                pa.array(sample[name].tolist(), from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+                raise InputError(f"{where}: column {name!r} mixes values of different types "
+                                 f"among the first rows ({_first_line(exc)}); one column holds "
+                                 "one type") from None
+        raise InputError(f"{where}: cannot type the first rows for Parquet: "
+                         f"{_first_line(first)}") from None
 
 
 def _table(frame: Any, schema: Any, where: str) -> Any:

@@ -128,6 +128,82 @@ def test_every_part_has_one_schema_with_null_and_mixed_partitions(tmp_path, clf,
     assert dd.read_parquet(str(folder)).compute()["i"].tolist() == list(range(40))
 
 
+def test_small_shards_are_classified_together_and_written_apart(tmp_path, clf, bert_ckpt,
+                                                                ag_news_texts):
+    """Many small shards: grouped into few tasks, each shard's rows in its own output, in order,
+    with the same numbers as one shard at a time; filter_by keeps each shard's chosen rows."""
+    src = tmp_path / "in"
+    texts = ag_news_texts[:300]
+    for k in range(30):  # 30 shards of 10 rows, one of them empty of text values
+        rows = _rows(texts[10 * k:10 * k + 10], start=10 * k)
+        if k == 7:
+            rows = [{"i": r["i"], "text": None} for r in rows]
+        _jsonl(src / f"shard-{k:02d}.jsonl", rows)
+    out = tmp_path / "out"
+    summary = classify_files(str(src), str(out), clf)
+    assert summary.tasks == 30 and summary.rows_out == 300
+    single = clf.classify_partition(pd.DataFrame({"text": texts[:10]}))
+    for k in range(30):
+        back = pd.read_parquet(out / f"shard-{k:02d}.parquet")
+        assert back["i"].tolist() == list(range(10 * k, 10 * k + 10))
+        if k == 7:
+            assert back["sentiment"].isna().all()
+    first = pd.read_parquet(out / "shard-00.parquet")
+    assert first["sentiment"].tolist() == single["sentiment"].tolist()
+    np.testing.assert_allclose(np.stack(first["p"].to_numpy()), np.stack(single["p"].to_numpy()),
+                               atol=1e-5)
+    # filter_by: every shard keeps its own chosen rows, none moves to another shard's output
+    keep = DistributedDataClassifier(bert_ckpt, label_field="sentiment", filter_by=["pos"])
+    kept = classify_files(str(src), str(tmp_path / "kept"), keep)
+    total = 0
+    for k in range(30):
+        back = pd.read_parquet(tmp_path / "kept" / f"shard-{k:02d}.parquet")
+        assert set(back["sentiment"]) <= {"pos"}
+        assert back["i"].between(10 * k, 10 * k + 9).all() and back["i"].is_monotonic_increasing
+        total += len(back)
+    assert total == kept.rows_out == int((pd.read_parquet(out)["sentiment"] == "pos").sum())
+
+
+def test_a_column_of_mixed_types_names_the_file_and_column(tmp_path, clf):
+    src = tmp_path / "in"
+    for k in range(4):
+        rows = [{"text": f"shard {k} row {i}"} for i in range(5)]
+        if k == 2:
+            rows[3] = {"text": 12345}
+        _jsonl(src / f"s{k}.jsonl", rows)
+    with pytest.raises(InputError, match=r"s2\.jsonl: column 'text' mixes values of different "):
+        classify_files(str(src), str(tmp_path / "out"), clf)
+    assert not (tmp_path / "out" / "s0.parquet").exists()  # refused before any work
+
+
+def test_grouping_keeps_big_and_compressed_units_alone():
+    from dask_classify.discovery import Source
+    from dask_classify.jobs import _Task, group_tasks
+    from dask_classify.readers import SourceMeta, Unit
+
+    frame = pd.DataFrame({"text": pd.Series([], dtype=object)})
+    other = pd.DataFrame({"text": pd.Series([], dtype=object), "x": pd.Series([], dtype=float)})
+
+    def task(name, size, stream=False, meta_frame=frame):
+        source = Source(url=f"/in/{name}", protocol="file", path=f"/in/{name}", fmt="jsonl",
+                        compression="gzip" if stream else None, size=size, fingerprint="f",
+                        relative=name)
+        return _Task(source, Unit(0, block=(0, None), stream=stream),
+                     SourceMeta(meta_frame, meta_frame, b"", 0), "/out", "/out", {}, "parquet",
+                     None, "error", "label", "text", size)
+
+    small = [task(f"s{i}", 1000) for i in range(8)]
+    mixed = small[:3] + [task("big", 50_000_000), task("gz", 1000, stream=True)] + small[3:5] \
+        + [task("other", 1000, meta_frame=other)] + small[5:]
+    groups = group_tasks(mixed, threads=1)
+    names = [[t.source.relative for t in g] for g in groups]
+    assert names == [["s0", "s1", "s2"], ["big"], ["gz"], ["s3", "s4"], ["other"],
+                     ["s5", "s6", "s7"]]
+    # with many threads the groups shrink so that every thread gets work
+    spread = group_tasks(small, threads=4)
+    assert len(spread) >= 4 and [t for g in spread for t in g] == small
+
+
 # ----------------------------------------------------------------------------- resume
 def test_rerun_redoes_changed_inputs_and_changed_jobs_only(tmp_path, clf, ag_news_texts,
                                                            corpus):
