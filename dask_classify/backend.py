@@ -313,11 +313,16 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
+DEVICE_ENV = "DASK_CLASSIFY_DEVICE"
+
+
 def resolve_device(device: str) -> str:
     """The torch device to run on: ``"auto"`` is ``"cuda"`` when this process sees a GPU.
 
     Inside a ``LocalCUDACluster`` worker ``CUDA_VISIBLE_DEVICES`` already selects the worker's
-    GPU as device 0, so ``"cuda"`` is right on every worker.
+    GPU as device 0, so ``"cuda"`` is right on every worker. ``DASK_CLASSIFY_DEVICE=cpu`` (read
+    where the model runs, at each call) makes ``"auto"`` the CPU on a machine with a GPU, e.g.
+    one whose GPU is busy training, and keeps the CPU semantics of the test suite on GPU hosts.
 
     Parameters
     ----------
@@ -330,11 +335,14 @@ def resolve_device(device: str) -> str:
     >>> from dask_classify.backend import resolve_device
     >>> resolve_device("cpu"), resolve_device("cuda:1")
     ('cpu', 'cuda:1')
-    >>> resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    >>> import os
+    >>> resolve_device("auto") == ("cuda" if torch.cuda.is_available()
+    ...                            and os.environ.get("DASK_CLASSIFY_DEVICE") != "cpu" else "cpu")
     True
     """
     if device == "auto":
-        if gpu_count() == 0:  # NVML sees no GPU: no CUDA either (and no torch import)
+        # DASK_CLASSIFY_DEVICE=cpu, or NVML sees no GPU: no CUDA either (and no torch import)
+        if os.environ.get(DEVICE_ENV, "").strip().lower() == "cpu" or gpu_count() == 0:
             return "cpu"
         import torch
 

@@ -498,7 +498,8 @@ def shipped_graph(identifier: str | os.PathLike) -> Path | None:
         recorded = json.loads(info.read_text(encoding="utf-8")).get("weights_hash")
     except ValueError:
         recorded = None
-    if has_weights(folder) and recorded != weights_hash(folder):  # no weights: the graph is the model
+    # no weights: the graph is the model
+    if has_weights(folder) and recorded != weights_hash(folder):
         key = str(folder.resolve())
         if key not in _WARNED:
             _WARNED.add(key)

@@ -317,9 +317,7 @@ def resolved_engine(spec: ModelSpec) -> str:
         engine = spec.engine if spec.engine != "auto" else "torch"
         if spec.engine == "auto" and spec.quantize is None and (
                 not spec.options or spec.options[0] == DEFAULT_BUILDER):
-            from dask_classify.onnx import shipped_graph
-
-            from dask_classify.onnx import has_weights
+            from dask_classify.onnx import has_weights, shipped_graph
 
             graph = shipped_graph(spec.identifier)
             if graph is not None and (resolve_device(spec.device) == "cpu" or (

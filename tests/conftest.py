@@ -49,6 +49,14 @@ def pytest_collection_modifyitems(config, items):
                                                     "torch; none here"))
 
 
+@pytest.fixture(autouse=True)
+def _cpu_unless_marked_gpu(request, monkeypatch):
+    """Tests not marked gpu state CPU behaviour (fp32 numbers): on a GPU host, device="auto"
+    would run them on the GPU under autocast. Processes they start inherit the variable."""
+    if "gpu" not in request.node.keywords and "rapids" not in request.node.keywords:
+        monkeypatch.setenv("DASK_CLASSIFY_DEVICE", "cpu")
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """``tests/data``: samples of SST-2, AG News, IMDB and TREC-6 committed with the tests."""

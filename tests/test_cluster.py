@@ -33,6 +33,18 @@ def test_backend_resolution_without_gpu():
         resolve_backend("tpu")
 
 
+def test_device_env_makes_auto_the_cpu_on_a_gpu_machine(monkeypatch):
+    from dask_classify import backend
+
+    monkeypatch.setattr(backend, "gpu_count", lambda: 1)  # as on a GPU host (NVML sees one)
+    monkeypatch.setenv("DASK_CLASSIFY_DEVICE", "cpu")
+    assert backend.resolve_device("auto") == "cpu"
+    assert backend.resolve_device("cuda") == "cuda"  # an explicit device is kept
+    monkeypatch.setattr(backend, "gpu_count", lambda: 0)
+    monkeypatch.delenv("DASK_CLASSIFY_DEVICE")
+    assert backend.resolve_device("auto") == "cpu"
+
+
 @pytest.mark.slow
 def test_local_cluster_with_two_worker_processes(deberta_ckpt, ag_news_texts):
     texts = ag_news_texts[:400]
