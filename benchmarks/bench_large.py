@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--interval", type=float, default=2.0)
     parser.add_argument("--max-seq-length", type=int, default=128)
+    parser.add_argument("--fold-duplicates", action="store_true",
+                        help="fold repeated texts (the data set repeats its texts; off: the same "
+                             "work as runs before folding existed)")
     C.add_data_option(parser)
     args = parser.parse_args(argv)
     C.set_data_dir(args.data)
@@ -131,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         rc = cli(["classify", str(source), "--model", str(model), "--output",
                   str(out / "classified"), "--overwrite", "--no-progress",
                   "--max-seq-length", str(args.max_seq_length), "--batch-size", "32",
+                  *([] if args.fold_duplicates else ["--no-fold-duplicates"]),
                   "--scheduler-address", cluster.scheduler_address])
     finally:
         stop.set()
@@ -144,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                     for i in range(args.workers)]
     result = {
         "rows": args.rows, "workers": args.workers, "seconds": round(seconds, 1),
+        "fold_duplicates": args.fold_duplicates,
         "generate_seconds": round(generate_s, 1),
         "docs_per_second": round(args.rows / seconds, 1),
         "rows_out": summary["rows_out"],
