@@ -138,10 +138,10 @@ def mixed_corpus(rows: int, mix: dict[str, float] | None = None, seed: int = 0,
 
 
 def string_dtype() -> Any:
-    """pandas' dtype for a column of strings (``str`` in pandas 3, ``object`` before)."""
-    import pandas as pd
+    """pandas' dtype for a column of strings (the package's own helper)."""
+    from dask_classify.backend import string_dtype as dtype
 
-    return pd.Series(["x"]).dtype
+    return dtype()
 
 
 def describe_texts(texts: Sequence[str], sources: Sequence[str] | None = None) -> dict[str, Any]:
@@ -174,11 +174,10 @@ def token_stats(token_ids: Sequence[Sequence[int]], max_length: int) -> dict[str
 
 # --------------------------------------------------------------------------------- machine
 def cpu_cores() -> int:
-    """Cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+    """Cores this process may run on (the package's own count)."""
+    from dask_classify.backend import cpu_cores as count
+
+    return count()
 
 
 def _cpu_model_and_flags() -> tuple[str, list[str]]:
