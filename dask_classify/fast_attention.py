@@ -329,9 +329,9 @@ class _Lookup(NamedTuple):
 
 #: Read Toeplitz tables through strided windows (:meth:`_windowed_scores`) instead of gathers
 #: when the window has at most ``WINDOW_SLACK`` times as many distances as there are distinct
-#: buckets (measured on this project's CPU: windows 1.2-3x faster than gathers while every
-#: distance has a bucket of its own, i.e. rows up to ``position_buckets / 2`` tokens; slower
-#: on 400-token rows, whose 799 distances share 467 buckets).
+#: buckets: windows are faster than gathers while every distance has a bucket of its own (rows
+#: up to ``position_buckets / 2`` tokens) and slower once many distances share buckets
+#: (measured per width in ``benchmarks/README.md``).
 USE_WINDOWS = True
 WINDOW_SLACK = 1.1
 

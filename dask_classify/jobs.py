@@ -7,8 +7,8 @@ of one Dask graph: each reads its unit, runs the classifiers on it
 (:mod:`dask_classify.writers`), so every worker stays busy however the rows are spread over
 files. Small units (shards of a few hundred rows) are grouped: one task reads several, classifies
 their rows as one frame (length-sorted batches over all of them, one pass through the model
-code) and writes each unit's rows as its own part; 100-row shards classified one by one ran
-1.5x slower than the same rows in one file. Parts are recorded in the output's manifest
+code) and writes each unit's rows as its own part, so many small shards run as fast as one big
+file (measured in ``benchmarks/README.md``). Parts are recorded in the output's manifest
 (:mod:`dask_classify.manifest`) as they finish: a job killed mid-run redoes only the parts it
 had not finished, and a rerun skips only what is truly done (same input, same model and
 options).
