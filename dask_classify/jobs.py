@@ -140,7 +140,8 @@ def run_units(tasks: Sequence[_Task], classifiers: Sequence[Any],
         frames.append(frame)
         stats.append(stat)
     lengths = [len(f) for f in frames]
-    joined = pd.concat(frames, ignore_index=True) if sum(lengths) else frames[0]
+    rows = [f for f in frames if len(f)]  # empty units add no rows (nor dtypes)
+    joined = pd.concat(rows, ignore_index=True) if rows else frames[0]
     try:
         result = classify_partition(joined, classifiers, infos)
     except UserError:  # say which file: the units one by one
