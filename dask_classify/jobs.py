@@ -98,16 +98,17 @@ def group_tasks(tasks: Sequence[_Task], threads: int = 1) -> list[list[_Task]]:
     total = sum(t.est_bytes for t in tasks)
     target = max(1, min(GROUP_BYTES, total // max(1, threads * GROUP_TASKS_PER_THREAD)))
     groups: list[list[_Task]] = []
+    open_group: list[_Task] | None = None  # the group small units of its kind may still join
     size = 0
     for task in tasks:
         small = not task.unit.stream and task.est_bytes < target
-        last = groups[-1] if groups else None
-        if (small and last is not None and size < target and last[0].group_key() == task.group_key()
-                and not last[0].unit.stream and last[0].est_bytes < target):
-            last.append(task)
+        if (small and open_group is not None and size < target
+                and open_group[0].group_key() == task.group_key()):
+            open_group.append(task)
             size += task.est_bytes
         else:
             groups.append([task])
+            open_group = groups[-1] if small else None
             size = task.est_bytes
     return groups
 
@@ -146,19 +147,12 @@ def run_units(tasks: Sequence[_Task], classifiers: Sequence[Any],
         result = classify_partition(joined, classifiers, infos)
     except UserError:  # say which file: the units one by one
         return [run_unit(task, classifiers, infos) for task in tasks]
-    owner = np.repeat(np.arange(len(tasks)), lengths)[_positions(result.index)]
+    # the result's index: the joined frame's row positions (a subset, in order, with filter_by)
+    positions = result.index.to_numpy().astype(np.int64, copy=False)
+    owner = np.repeat(np.arange(len(tasks)), lengths)[positions]
     out = OutputFolder(tasks[0].out_url, tasks[0].out_options)
-    return [_write_unit(task, out, frames[i], [(result[owner == i], stats[i])])
+    return [_write_unit(task, out, [(frames[i], result[owner == i], stats[i])])
             for i, task in enumerate(tasks)]
-
-
-def _positions(index: Any) -> Any:
-    """The row positions of a result's index (a subset of a RangeIndex from 0, in order)."""
-    import numpy as np
-
-    to_numpy = getattr(index, "to_numpy", None)
-    values = index.to_numpy() if to_numpy is not None else np.asarray(index)
-    return values.astype(np.int64, copy=False)
 
 
 def _raise_naming_file(exc: UserError, task: _Task) -> NoReturn:
@@ -183,19 +177,15 @@ def run_unit(task: _Task, classifiers: Sequence[Any],
             yield frame, classify_partition(frame, classifiers, infos), stats
 
     try:
-        return _write_unit(task, OutputFolder(task.out_url, task.out_options), None,
-                           classified())
+        return _write_unit(task, OutputFolder(task.out_url, task.out_options), classified())
     except UserError as exc:  # a column or value of this file: say which file
         _raise_naming_file(exc, task)
 
 
-def _write_unit(task: _Task, out: OutputFolder, frame: Any,
-                pieces: Iterable[tuple[Any, ...]]) -> dict[str, Any]:
-    """Write a unit's classified pieces as its parts and count them.
-
-    ``pieces``: ``(input frame, result, bad stats)`` per piece, or, with ``frame`` given (the
-    unit's input rows), ``(result, bad stats)`` once.
-    """
+def _write_unit(task: _Task, out: OutputFolder,
+                pieces: Iterable[tuple[Any, Any, tuple]]) -> dict[str, Any]:
+    """Write a unit's classified pieces, ``(input rows, result, bad stats)`` each, as its parts
+    and count them."""
     from dask_classify.writers import label_counts, write_part
 
     parts: list[str] = []
@@ -203,8 +193,7 @@ def _write_unit(task: _Task, out: OutputFolder, frame: Any,
     labels: Counter[str] = Counter()
     bad: list[tuple] = []
     drop = [k for k, _ in task.source.partition_values] if task.fmt == "parquet" else []
-    for piece, item in enumerate(pieces):
-        source_rows, result, stats = (frame, *item) if frame is not None else item
+    for piece, (source_rows, result, stats) in enumerate(pieces):
         number = piece if task.unit.stream else task.unit.index
         rows_in += len(source_rows)
         nulls += int(source_rows[task.text_field].isna().sum())

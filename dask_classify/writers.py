@@ -90,19 +90,32 @@ def output_schema(meta: Any, sample: Any, arrow_types: dict[str, Any],
     return pa.schema(fields)
 
 
+_ARROW_ERRORS = (TypeError, ValueError)  # pyarrow's ArrowInvalid/ArrowTypeError derive from them
+
+
+def _bad_column(frame: Any, types: dict[str, Any]) -> tuple[str, BaseException] | None:
+    """The first column of ``frame`` Arrow cannot convert (to ``types[name]`` where given)."""
+    import pyarrow as pa
+
+    for name in frame.columns:
+        try:
+            pa.array(frame[name].tolist(), type=types.get(name), from_pandas=True)
+        except _ARROW_ERRORS as exc:
+            return name, exc
+    return None
+
+
 def _sampled_schema(sample: Any, where: str) -> Any:
     import pyarrow as pa
 
     try:
         return pa.Table.from_pandas(sample, preserve_index=False).schema
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as first:
-        for name in sample.columns:
-            try:
-                pa.array(sample[name].tolist(), from_pandas=True)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
-                raise InputError(f"{where}: column {name!r} mixes values of different types "
-                                 f"among the first rows ({_first_line(exc)}); one column holds "
-                                 "one type") from None
+    except _ARROW_ERRORS as first:
+        bad = _bad_column(sample, {})
+        if bad is not None:
+            raise InputError(f"{where}: column {bad[0]!r} mixes values of different types "
+                             f"among the first rows ({_first_line(bad[1])}); one column holds "
+                             "one type") from None
         raise InputError(f"{where}: cannot type the first rows for Parquet: "
                          f"{_first_line(first)}") from None
 
@@ -113,15 +126,14 @@ def _table(frame: Any, schema: Any, where: str) -> Any:
     try:
         return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False,
                                     safe=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as first:
-        for field in schema:  # find the column, for a message that names it
-            try:
-                pa.array(frame[field.name].tolist(), type=field.type, from_pandas=True)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
-                raise InputError(
-                    f"{where}: column {field.name!r} holds values that are not "
-                    f"{field.type} like the file's first rows ({_first_line(exc)}); every part "
-                    "of an output has one schema") from None
+    except _ARROW_ERRORS as first:
+        bad = _bad_column(frame[schema.names], {f.name: f.type for f in schema})
+        if bad is not None:  # a message that names the column
+            name, exc = bad
+            raise InputError(
+                f"{where}: column {name!r} holds values that are not "
+                f"{schema.field(name).type} like the file's first rows ({_first_line(exc)}); "
+                "every part of an output has one schema") from None
         raise InputError(f"{where}: cannot write the rows as Parquet: {_first_line(first)}") \
             from None
 

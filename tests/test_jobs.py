@@ -176,6 +176,15 @@ def test_a_column_of_mixed_types_names_the_file_and_column(tmp_path, clf):
     assert not (tmp_path / "out" / "s0.parquet").exists()  # refused before any work
 
 
+def test_a_value_of_another_type_after_the_first_rows_names_file_and_column(tmp_path, clf):
+    rows = [{"text": f"row {i}", "note": f"n{i}"} for i in range(1500)]
+    rows[1400]["note"] = 5  # past the sample the schema was typed from
+    src = _jsonl(tmp_path / "late.jsonl", rows)
+    with pytest.raises(InputError, match=r"late\.jsonl: column 'note' holds values that are "
+                                         r"not large_string like the file's first rows"):
+        classify_files(str(src), str(tmp_path / "out"), clf)
+
+
 def test_grouping_keeps_big_and_compressed_units_alone():
     from dask_classify.discovery import Source
     from dask_classify.jobs import _Task, group_tasks

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import warnings
 
 import numpy as np
@@ -186,10 +185,10 @@ def test_bundled_model_runs_its_shipped_graph_without_torch(tmp_path):
             "print('torch' in sys.modules, 'transformers' in sys.modules)\n"
             "sys.exit(rc)")
     root = default_model_dir().parents[2]
-    # as on a machine without a GPU (on a GPU host "auto" runs the model on it, with torch)
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    # on a GPU host "auto" would run the model there, with torch: conftest's
+    # DASK_CLASSIFY_DEVICE=cpu, inherited, keeps this the CPU run of a machine without a GPU
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=root, check=False, env=env)
+                          cwd=root, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "False False"
     got = pd.read_parquet(tmp_path / "reviews.parquet")
