@@ -18,7 +18,7 @@ tokens/s of
   compared with ``dask_classifier_nvidia`` (CPU only);
 * ``crossfit`` (GPU only, when crossfit is installed): crossfit's tokenizer + predictor ops;
 * for DeBERTa-v2/v3 models (CPU): transformers' attention against the package's
-  (``dask_classify.fast_attention``), same weights and batches, interleaved in this process;
+  (``dask_classify.engine.fast_attention``), same weights and batches, interleaved in this process;
 
 with the label agreement and peak memory of each, the achieved model FLOP/s against this
 machine's fp32 matmul peak (measured in the same run), the share of time spent tokenizing vs in
@@ -84,7 +84,7 @@ SWEEP_TOKEN_BUDGETS = (1024, 2048, 4096, 8192, 16384)
 # ------------------------------------------------------------------------------------ helpers
 def _preload(spec: Any) -> int:
     """Load the tokenizer and model into a worker's cache (not timed); the worker's pid."""
-    from dask_classify.predict import get_model, get_tokenizer
+    from dask_classify.engine.cache import get_model, get_tokenizer
 
     get_tokenizer(spec)
     get_model(spec)
@@ -280,8 +280,8 @@ def flops_report(folder: Path, prof: Any, peak_gflops: float,
                  pipeline_lengths: list[int] | None, batch_size: int,
                  texts: list[str]) -> dict[str, Any]:
     """Model FLOPs of the batches ``run_model`` really ran, and the rate they were run at."""
-    from dask_classify.fast_attention import speed_up_deberta
-    from dask_classify.model import load_model
+    from dask_classify.engine.fast_attention import speed_up_deberta
+    from dask_classify.engine.loading import load_model
 
     model, _ = load_model(folder)
     speed_up_deberta(model)  # count the FLOPs of the forward the classifier really runs
@@ -331,7 +331,7 @@ def _run_batches(model: Any, ids: list[list[int]], batches: list[Any], pad_id: i
     """Forward passes over ``batches`` of row positions, as ``run_model`` does them."""
     import torch
 
-    from dask_classify.predict import INFERENCE_LOCK
+    from dask_classify.engine.run import INFERENCE_LOCK
     from dask_classify.tokenize import pad_batch
 
     with INFERENCE_LOCK, torch.inference_mode():
@@ -344,7 +344,9 @@ def sweep_batching(folder: Path, corpora: dict[str, list[str]], max_length: int,
                    peak_gflops: float) -> dict[str, Any]:
     """``run_model`` docs/s and GFLOP/s per batch size and per token budget (rows x width)."""
     from dask_classify.backend import set_torch_threads
-    from dask_classify.predict import ModelSpec, get_model, get_tokenizer, run_model
+    from dask_classify.engine.cache import get_model, get_tokenizer
+    from dask_classify.engine.run import run_model
+    from dask_classify.engine.spec import ModelSpec
     from dask_classify.tokenize import tokenize
 
     set_torch_threads(None)
@@ -522,7 +524,8 @@ def dask_overhead(folder: Path, texts: list[str], *, batch_size: int, npartition
 
 def attention_comparison(folder: Path, texts: list[str], *, batch_size: int, max_length: int,
                          reps: int = 3) -> dict[str, Any] | None:
-    """transformers' DeBERTa-v2/v3 attention against ``dask_classify.fast_attention``'s, in this
+    """transformers' DeBERTa-v2/v3 attention against
+    ``dask_classify.engine.fast_attention``'s, in this
     process: the same model weights, token ids and ``batch_size``-row batches (longest first,
     as ``run_model`` makes them), the two interleaved ``reps`` times (medians). None when the
     model has no DeBERTa-v2 attention."""
@@ -530,9 +533,9 @@ def attention_comparison(folder: Path, texts: list[str], *, batch_size: int, max
 
     import numpy as np
 
-    from dask_classify.fast_attention import speed_up_deberta
-    from dask_classify.model import load_model, load_tokenizer
-    from dask_classify.predict import run_model
+    from dask_classify.engine.fast_attention import speed_up_deberta
+    from dask_classify.engine.loading import load_model, load_tokenizer
+    from dask_classify.engine.run import run_model
     from dask_classify.tokenize import tokenize
 
     original, _ = load_model(folder)
@@ -578,8 +581,9 @@ def attention_comparison(folder: Path, texts: list[str], *, batch_size: int, max
 def bench_model(ck: C.Checkpoint, texts: list[str], args: argparse.Namespace, client: Any,
                 worker_pids: list[int], peak_gflops: float, n_gpus: int) -> dict[str, Any]:
     """Every method on one model; the model's section of the JSON."""
-    from dask_classify.model import load_tokenizer, model_info_for
-    from dask_classify.predict import clear_cache
+    from dask_classify.checkpoint import model_info_for
+    from dask_classify.engine.cache import clear_cache
+    from dask_classify.engine.loading import load_tokenizer
     from dask_classify.tokenize import resolve_max_length, tokenize
 
     backend = args.backend

@@ -7,7 +7,8 @@ For each model (``tiny``, ``default``, ``minilm``) and each thread count, in one
 * ``torch_before`` (DeBERTa models): the package's attention as it was before those two
   changes (position rows projected per batch and layer, scores gathered), for the speed-up;
 * ``ort``: ONNX Runtime 1.x, CPU execution provider, ``ORT_ENABLE_ALL``, on the graph
-  ``dask_classify.onnx.export_onnx`` writes (transformers' attention; BERT-family encoders
+  ``dask_classify.engine.onnx_export.export_onnx``
+  writes (transformers' attention; BERT-family encoders
   exported with eager attention and fused by ORT's transformer optimizer, its best setting
   here; it has no DeBERTa model type);
 
@@ -46,8 +47,8 @@ def _load_torch(folder: Path, before: bool = False) -> Any:
     """The model as ``get_model`` builds it (``before``: the attention before this change)."""
     from transformers.models.deberta_v2.modeling_deberta_v2 import DebertaV2Encoder
 
-    from dask_classify.fast_attention import FastDebertaV2Encoder, speed_up_deberta
-    from dask_classify.model import load_model
+    from dask_classify.engine.fast_attention import FastDebertaV2Encoder, speed_up_deberta
+    from dask_classify.engine.loading import load_model
 
     model, _ = load_model(folder)
     speed_up_deberta(model)
@@ -59,7 +60,7 @@ def _load_torch(folder: Path, before: bool = False) -> Any:
 
 
 def _is_deberta(model: Any) -> bool:
-    from dask_classify.fast_attention import FastDisentangledSelfAttention
+    from dask_classify.engine.fast_attention import FastDisentangledSelfAttention
 
     return any(type(m) is FastDisentangledSelfAttention for m in model.modules())
 
@@ -70,7 +71,7 @@ def profile_forward(model: Any, token_ids: list[list[int]], pad_id: int, batch_s
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from dask_classify.predict import run_model
+    from dask_classify.engine.run import run_model
 
     with C.torch_threads(1), profile(activities=[ProfilerActivity.CPU]) as prof:
         run_model(model, token_ids, pad_id=pad_id, device="cpu", batch_size=batch_size,
@@ -89,9 +90,10 @@ def bench_model(ck: C.Checkpoint, texts: list[str], threads_list: list[int], rep
     import torch
 
     from dask_classify import fast_attention as FA
-    from dask_classify.model import load_tokenizer
-    from dask_classify.onnx import OnnxModel, cached_export
-    from dask_classify.predict import run_model
+    from dask_classify.engine.loading import load_tokenizer
+    from dask_classify.engine.onnx_export import cached_export
+    from dask_classify.engine.onnx_runtime import OnnxModel
+    from dask_classify.engine.run import run_model
     from dask_classify.tokenize import plan_batches, tokenize
 
     folder = ck.nvidia

@@ -55,7 +55,7 @@ def curator_checkpoint(nvidia: Path, out: Path) -> Path:
     folder (written beside it) instead of an embedded ``backbone_config``."""
     import shutil
 
-    from dask_classify.model import load_model, load_tokenizer
+    from dask_classify.engine.loading import load_model, load_tokenizer
 
     stamp = out / "source_mtime.txt"
     mtime = str((nvidia / "config.json").stat().st_mtime_ns)
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     from dask_classify import get_client
-    from dask_classify.onnx import CACHE_ENV
+    from dask_classify.engine.onnx_runtime import CACHE_ENV
 
     os.environ.setdefault(CACHE_ENV, str(work / "onnx"))  # the workers inherit it
     client = None

@@ -64,7 +64,7 @@ def _make_partition(spec: tuple[int, int, int, tuple[tuple[str, float], ...], in
 
 def _preload(spec: Any) -> int:
     """Load the tokenizer and model into this worker's cache; returns the worker's pid."""
-    from dask_classify.predict import get_model, get_tokenizer
+    from dask_classify.engine.cache import get_model, get_tokenizer
 
     get_tokenizer(spec)
     get_model(spec)

@@ -473,7 +473,8 @@ def build_minilm_checkpoint(folder: Path, source: Path, texts: Sequence[str]) ->
     """An NVIDIA-format classifier on the all-MiniLM-L6-v2 encoder (random, calibrated head)."""
     from transformers import AutoTokenizer
 
-    from dask_classify.model import Deberta, save_checkpoint
+    from dask_classify.engine.loading import save_checkpoint
+    from dask_classify.engine.model import Deberta
 
     tokenizer = AutoTokenizer.from_pretrained(str(source), model_max_length=512)
     import torch
@@ -508,7 +509,7 @@ def export_hf(nvidia_folder: Path, out: Path) -> Path:
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from dask_classify.model import load_model, load_tokenizer
+    from dask_classify.engine.loading import load_model, load_tokenizer
 
     model, info = load_model(nvidia_folder)
     if int(model.config.get("num_output_layers", 1)) > 1:
@@ -550,7 +551,7 @@ def export_max_abs_diff(nvidia_folder: Path, hf_folder: Path, texts: Sequence[st
     """Largest probability difference between the two folders on ``texts`` (one padded batch)."""
     import torch
 
-    from dask_classify.model import load_model, load_tokenizer
+    from dask_classify.engine.loading import load_model, load_tokenizer
 
     tok = load_tokenizer(nvidia_folder)
     enc = tok(list(texts), padding=True, truncation=True, max_length=256, return_tensors="pt",
@@ -644,7 +645,7 @@ class FlopModel:
     W^2)`` (per-batch terms, e.g. DeBERTa's relative-position projections, plus per-row terms);
     a seventh shape checks the fit (``check_rel_err``).
 
-    A model with ``dask_classify.fast_attention``'s DeBERTa forward does work that depends on
+    A model with ``dask_classify.engine.fast_attention``'s DeBERTa forward does work that depends on
     ``W`` through the relative-position buckets a batch uses (logarithmic beyond half the
     buckets), which no polynomial fits: its FLOPs are counted exactly for each width asked
     (``a(W) + B b(W)``, from ``B = 1`` and ``B = 2``, cached), and the check compares ``B = 3``

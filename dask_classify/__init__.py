@@ -27,7 +27,7 @@ _EXPORTS = {
     "load_model": "dask_classify.model",
     "save_checkpoint": "dask_classify.model",
     "get_client": "dask_classify.cluster",
-    "clear_cache": "dask_classify.predict",
+    "clear_cache": "dask_classify.engine.cache",
     "QualityClassifier": "dask_classify.classifiers",
     "DomainClassifier": "dask_classify.classifiers",
     "MultilingualDomainClassifier": "dask_classify.classifiers",

@@ -316,7 +316,7 @@ def cpu_cores() -> int:
 DEVICE_ENV = "DASK_CLASSIFY_DEVICE"
 
 
-def resolve_device(device: str) -> str:
+def resolve_device(device: str, force_cpu: bool | None = None) -> str:
     """The torch device to run on: ``"auto"`` is ``"cuda"`` when this process sees a GPU.
 
     Inside a ``LocalCUDACluster`` worker ``CUDA_VISIBLE_DEVICES`` already selects the worker's
@@ -328,6 +328,9 @@ def resolve_device(device: str) -> str:
     ----------
     device : str
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:<n>"``; anything but ``"auto"`` is kept.
+    force_cpu : bool, optional
+        ``"auto"`` is the CPU (what ``DASK_CLASSIFY_DEVICE=cpu`` says; the classifier reads it
+        once on the client, :class:`dask_classify.engine.spec.Settings`). None: read it here.
 
     Examples
     --------
@@ -342,7 +345,9 @@ def resolve_device(device: str) -> str:
     """
     if device == "auto":
         # DASK_CLASSIFY_DEVICE=cpu, or NVML sees no GPU: no CUDA either (and no torch import)
-        if os.environ.get(DEVICE_ENV, "").strip().lower() == "cpu" or gpu_count() == 0:
+        if force_cpu is None:
+            force_cpu = os.environ.get(DEVICE_ENV, "").strip().lower() == "cpu"
+        if force_cpu or gpu_count() == 0:
             return "cpu"
         import torch
 
@@ -378,7 +383,7 @@ def cpu_has_native_bf16() -> bool:
 CPU_BF16_ENV = "DASK_CLASSIFY_CPU_BF16"
 
 
-def cpu_bf16_opted_in() -> bool:
+def cpu_bf16_opted_in(requested: bool | None = None) -> bool:
     """Whether this process runs CPU inference in bf16: ``DASK_CLASSIFY_CPU_BF16=1`` on an AMX CPU.
 
     Off by default: bf16 moves probabilities by up to a few hundredths and flips near-ties, so a
@@ -391,10 +396,12 @@ def cpu_bf16_opted_in() -> bool:
     >>> isinstance(cpu_bf16_opted_in(), bool)
     True
     """
-    return os.environ.get(CPU_BF16_ENV, "").strip() == "1" and cpu_has_native_bf16()
+    if requested is None:
+        requested = os.environ.get(CPU_BF16_ENV, "").strip() == "1"
+    return bool(requested) and cpu_has_native_bf16()
 
 
-def autocast(device: str, enabled: bool = True) -> Any:
+def autocast(device: str, enabled: bool = True, cpu_bf16: bool | None = None) -> Any:
     """The mixed-precision context for inference on ``device``.
 
     CUDA: bf16 where the GPU supports it, else fp16. CPU: fp32, the same numbers on every CPU,
@@ -418,7 +425,7 @@ def autocast(device: str, enabled: bool = True) -> Any:
     if device.startswith("cuda"):
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.autocast("cuda", dtype=dtype)
-    if device == "cpu" and cpu_bf16_opted_in():
+    if device == "cpu" and cpu_bf16_opted_in(cpu_bf16):
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 

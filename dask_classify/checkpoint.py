@@ -3,7 +3,7 @@
 What the client needs before any worker loads a model: where a checkpoint is
 (:func:`resolve_model_dir`: a local folder, or a hub id downloaded once per machine), what it is
 (:func:`model_info`: kind, labels, limits, from ``config.json`` alone) and a fingerprint of its
-weights (:func:`weights_fingerprint`). The loaders themselves live in :mod:`dask_classify.model`.
+weights (:func:`weights_fingerprint`). The loaders live in :mod:`dask_classify.engine.loading`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dask_classify.errors import CheckpointError
+from dask_classify.weights import weights_fingerprint
 
 __all__ = ["MULTI_LABEL", "PROBLEM_TYPES", "REGRESSION", "SINGLE_LABEL", "ModelInfo",
            "config_for", "model_info", "model_info_for", "position_limit", "problem_type",
@@ -273,46 +274,6 @@ def _on_worker() -> str:
         return f" on worker {get_worker().address}"
     except (ImportError, ValueError):
         return ""
-
-
-_WEIGHTS_HASHES: dict[tuple[str, int, int], str] = {}
-
-
-def weights_fingerprint(folder: str | os.PathLike) -> str:
-    """A SHA-256 of a model folder's weight files (safetensors or pickles), cached per process.
-
-    What a job's fingerprint records of a local model, so that a rerun with retrained weights
-    under the same path redoes its outputs.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> from pathlib import Path
-    >>> from dask_classify.model import weights_fingerprint
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> _ = (folder / "model.safetensors").write_bytes(b"weights")
-    >>> first = weights_fingerprint(folder)
-    >>> _ = (folder / "model.safetensors").write_bytes(b"other weights")
-    >>> len(first), weights_fingerprint(folder) != first
-    (64, True)
-    """
-    import hashlib
-
-    folder = Path(folder)
-    names = sorted({p.name for pattern in ("*.safetensors", "*.bin", "*.pt", "*.onnx")
-                    for p in folder.glob(pattern) if p.is_file()})
-    digest = hashlib.sha256()
-    for name in names:
-        stat = (folder / name).stat()
-        key = (str((folder / name).resolve()), stat.st_size, stat.st_mtime_ns)
-        if key not in _WEIGHTS_HASHES:
-            file_digest = hashlib.sha256()
-            with open(folder / name, "rb") as fh:
-                for chunk in iter(lambda fh=fh: fh.read(1 << 24), b""):
-                    file_digest.update(chunk)
-            _WEIGHTS_HASHES[key] = file_digest.hexdigest()
-        digest.update(f"{name}:{_WEIGHTS_HASHES[key]}\n".encode())
-    return digest.hexdigest()
 
 
 def read_config(folder: Path) -> dict[str, Any]:

@@ -9,7 +9,6 @@ the hooks and nothing else of the classifier.
 from __future__ import annotations
 
 import os
-import re
 import threading
 import warnings
 from collections.abc import Sequence
@@ -21,7 +20,17 @@ import pandas as pd
 
 from dask_classify.backend import string_dtype
 from dask_classify.checkpoint import MULTI_LABEL, REGRESSION, ModelInfo, model_info_for
-from dask_classify.errors import MissingExtraError, TextColumnError, UsageError
+from dask_classify.engine.spec import ModelSpec, Settings
+from dask_classify.errors import TextColumnError, UsageError
+from dask_classify.options import (
+    CPU_BATCH_TOKENS,
+    ENGINES,  # noqa: F401 - kept importable from here for one release
+    PADDING_SIDES,
+    HubOptions,
+    check_device,
+    check_engine,
+    positive_int,
+)
 
 # torch, transformers and the pipeline load on first use: a job that finds nothing to do, or
 # a client that only builds the graph, never imports them.
@@ -29,14 +38,6 @@ from dask_classify.errors import MissingExtraError, TextColumnError, UsageError
 if TYPE_CHECKING:
     import torch
 
-_PADDING_SIDES = ("left", "right")
-_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
-#: Padded tokens per forward pass on the CPU when ``max_batch_tokens="auto"``: chosen by
-#: measurement over three models and two corpora (``benchmarks/README.md``, ``--sweep``).
-CPU_BATCH_TOKENS = 2048
-#: Inference engines: ``"auto"`` (ONNX Runtime for a checkpoint that ships a graph of its
-#: weights, else torch), torch, or ONNX Runtime on the CPU (:mod:`dask_classify.onnx`).
-ENGINES = ("auto", "torch", "onnx")
 
 
 class DistributedDataClassifier:
@@ -107,7 +108,8 @@ class DistributedDataClassifier:
     engine : {"auto", "torch", "onnx"}, default "auto"
         ``"onnx"``: run the model with ONNX Runtime on the CPU (the ``[onnx]`` extra), with the
         same batches; its graph is exported once per machine and cached by a hash of the
-        weights (:mod:`dask_classify.onnx`). Labels equal torch's, probabilities agree to 1e-4;
+        weights (:mod:`dask_classify.engine.onnx_export`).
+        Labels equal torch's, probabilities agree to 1e-4;
         a model that cannot be exported runs on torch after one warning. Measured against
         torch in ``benchmarks/README.md``. ``"auto"``: torch, except for a checkpoint folder
         that ships the graph of its own weights (``dask-classify export`` writes one; the
@@ -209,17 +211,16 @@ class DistributedDataClassifier:
         model_identifier = model_identifier or self.default_model_identifier
         if model_identifier is None:
             raise UsageError("model_identifier is required (a checkpoint folder or hub id)")
-        if padding_side not in _PADDING_SIDES:
+        if padding_side not in PADDING_SIDES:
             raise UsageError(f"padding_side must be 'left' or 'right', not {padding_side!r}")
         if isinstance(filter_by, str):
             filter_by = [filter_by]
-        if not isinstance(device, str) or not _DEVICE.fullmatch(device):
-            raise UsageError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:<n>', not {device!r}")
+        check_device(device)
         if quantize not in (None, "int8"):
             raise UsageError(f"quantize must be None or 'int8', not {quantize!r}")
         if quantize == "int8" and device.startswith("cuda"):
             raise UsageError(f"quantize='int8' runs on the CPU only, not on device {device!r}")
-        _check_engine(engine, device, quantize)
+        check_engine(engine, device, quantize)
         model_identifier = os.fspath(model_identifier)
         local = Path(model_identifier).expanduser()
         if local.exists():  # workers get the path as the client sees it, never a relative one
@@ -230,25 +231,25 @@ class DistributedDataClassifier:
         self.label_field = label_field
         self.score_field = score_field
         self.filter_by = list(filter_by) if filter_by is not None else None
-        self.max_chars = _positive("max_chars", max_chars, allow_none=True)
-        self.max_seq_length = _positive("max_seq_length", max_seq_length, allow_none=True,
+        self.max_chars = positive_int("max_chars", max_chars, allow_none=True)
+        self.max_seq_length = positive_int("max_seq_length", max_seq_length, allow_none=True,
                                         minimum=2)
         self.padding_side = padding_side
         self.sort_by_length = bool(sort_by_length)
         if not isinstance(fold_duplicates, (bool, np.bool_)):
             raise UsageError(f"fold_duplicates must be True or False, not {fold_duplicates!r}")
         self.fold_duplicates = bool(fold_duplicates)
-        self.model_inference_batch_size = _positive("model_inference_batch_size",
+        self.model_inference_batch_size = positive_int("model_inference_batch_size",
                                                     model_inference_batch_size)
         self.max_batch_tokens = (max_batch_tokens if max_batch_tokens in ("auto", None)
-                                 else _positive("max_batch_tokens", max_batch_tokens,
+                                 else positive_int("max_batch_tokens", max_batch_tokens,
                                                 extra="'auto'", allow_none=True))
         self.autocast = bool(autocast)
         self.device = device
         self.quantize = quantize
         self.engine = engine
         self.trust_remote_code = bool(trust_remote_code)
-        self.torch_threads = _positive("torch_threads", torch_threads, allow_none=True)
+        self.torch_threads = positive_int("torch_threads", torch_threads, allow_none=True)
         ok = isinstance(multi_label_threshold, (int, float, np.floating)) and not isinstance(
             multi_label_threshold, bool) and 0.0 <= float(multi_label_threshold) <= 1.0
         if not ok:
@@ -258,6 +259,9 @@ class DistributedDataClassifier:
         self.revision = revision
         self.token = token
         self.local_files_only = bool(local_files_only)
+        # the environment switches that change numbers, read once here on the client (in the
+        # model spec's key and the job fingerprint; workers use these, not their environment)
+        self._settings = Settings.from_environ()
         # A value the caller chose is refused above the model's position limit; a default
         # (None, or a published classifier's preset) is capped with a warning.
         self._max_seq_length_explicit = self.max_seq_length is not None
@@ -268,7 +272,7 @@ class DistributedDataClassifier:
     # ----------------------------------------------------------------- description
     @property
     def model_spec(self):
-        """The :class:`~dask_classify.predict.ModelSpec` naming this classifier's model.
+        """The :class:`~dask_classify.engine.spec.ModelSpec` naming this classifier's model.
 
         Its keys cover the identifier, ``cache_dir``, ``trust_remote_code``, device,
         ``quantize``, the classes that define :meth:`build_model` / :meth:`build_tokenizer`
@@ -284,16 +288,26 @@ class DistributedDataClassifier:
         >>> plain.model_spec.key == DistributedDataClassifier("/models/other").model_spec.key
         False
         """
-        from dask_classify.predict import ModelSpec
-
         cls = type(self)
         return ModelSpec(
             self.model_identifier, self.cache_dir, self.trust_remote_code, self.device,
-            self.quantize, self.revision, self.token, self.local_files_only,
+            self.quantize, self.hub,
             options=(_defined_by(cls, "build_model"), *self.model_options()),
             tokenizer_options=(_defined_by(cls, "build_tokenizer"), *self.tokenizer_options()),
             source=self, engine=self.engine,
+            default_builder=cls.build_model is DistributedDataClassifier.build_model,
+            settings=self.settings,
         )
+
+    @property
+    def settings(self) -> Settings:
+        """The environment switches read when this classifier was built (on the client)."""
+        return getattr(self, "_settings", None) or Settings.from_environ()
+
+    @property
+    def hub(self) -> HubOptions:
+        """``revision``, ``token`` and ``local_files_only`` as one record."""
+        return HubOptions(self.revision, self.token, self.local_files_only)
 
     @property
     def output_fields(self) -> list[str]:
@@ -341,8 +355,7 @@ class DistributedDataClassifier:
 
     def hub_options(self) -> dict[str, Any]:
         """``revision``, ``token`` and ``local_files_only``, for the hub loaders."""
-        return {"revision": self.revision, "token": self.token,
-                "local_files_only": self.local_files_only}
+        return self.hub.as_kwargs()
 
     # ----------------------------------------------------------------- model hooks
     def build_model(self, device: str) -> tuple[torch.nn.Module, ModelInfo]:
@@ -369,7 +382,7 @@ class DistributedDataClassifier:
         sequence classifier). An override must list in :meth:`model_options` every parameter
         that changes what it builds.
         """
-        from dask_classify.model import load_model
+        from dask_classify.engine.loading import load_model
 
         return load_model(self.model_identifier, self.cache_dir, self.trust_remote_code,
                           **self.hub_options())
@@ -387,7 +400,7 @@ class DistributedDataClassifier:
 
         Default: the checkpoint's tokenizer (:func:`dask_classify.model.load_tokenizer`).
         """
-        from dask_classify.model import load_tokenizer
+        from dask_classify.engine.loading import load_tokenizer
 
         return load_tokenizer(self.model_identifier, self.cache_dir, self.trust_remote_code,
                               **self.hub_options())
@@ -693,36 +706,6 @@ def _warn_once(message: str) -> None:
             return
         _WARNED.add(message)
     warnings.warn(message, UserWarning, stacklevel=3)
-
-
-def _check_engine(engine: Any, device: str, quantize: str | None) -> None:
-    """``engine`` is one of :data:`ENGINES` and fits the other options."""
-    if engine not in ENGINES:
-        raise UsageError(f"engine must be one of {list(ENGINES)}, not {engine!r}")
-    if engine != "onnx":
-        return
-    if device.startswith("cuda"):
-        raise UsageError(f"engine='onnx' runs on the CPU only, not on device {device!r}")
-    if quantize is not None:
-        raise UsageError("engine='onnx' runs the float32 graph; quantize must be None")
-    import importlib.util
-
-    for module in ("onnxruntime", "onnx"):
-        if importlib.util.find_spec(module) is None:
-            raise MissingExtraError.for_module(module, "onnx", "engine='onnx'")
-
-
-def _positive(name: str, value: Any, allow_none: bool = False, minimum: int = 1,
-              extra: str | None = None) -> int | None:
-    """``value`` as an int >= ``minimum`` (or None when allowed), else a :class:`UsageError`."""
-    if value is None and allow_none:
-        return None
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum
-    if not ok:
-        allowed = ("a positive integer" if minimum == 1 else f"an integer >= {minimum}") + (
-            f", {extra}" if extra else "") + (" or None" if allow_none else "")
-        raise UsageError(f"{name} must be {allowed}, not {value!r}")
-    return int(value)
 
 
 def classify_many(ddf: Any, classifiers: Sequence[DistributedDataClassifier]) -> Any:

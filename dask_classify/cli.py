@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dask_classify.bundled import default_model_dir  # noqa: F401 - its old home
 from dask_classify.errors import UsageError, UserError
 
 PROG = "dask-classify"
@@ -256,18 +257,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --------------------------------------------------------------------------- classify
-def default_model_dir() -> Path:
-    """The bundled default model (a small SST-2 sentiment classifier).
-
-    Examples
-    --------
-    >>> from dask_classify.cli import default_model_dir
-    >>> default_model_dir().name, (default_model_dir() / "config.json").is_file()
-    ('sst2-sentiment', True)
-    """
-    return Path(__file__).resolve().parent / "models" / "sst2-sentiment"
-
-
 def make_classifier(args: argparse.Namespace):
     """The classifier a ``classify`` command line asks for (only options given are passed).
 
@@ -528,7 +517,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from dask_classify.onnx import EXPORT_INFO, export_onnx
+    from dask_classify.engine.onnx_export import EXPORT_INFO, export_onnx
 
     model = args.model if args.model is not None else default_model_dir()
     out = export_onnx(model, args.output, cache_dir=args.cache_dir,

@@ -14,15 +14,17 @@
 3. runs the worker's cached model (the classifier's
    :meth:`~DistributedDataClassifier.build_model`, cached under its
    :attr:`~DistributedDataClassifier.model_spec`) over length-sorted, padding-clipped batches
-   (:func:`dask_classify.predict.run_model`) and copies each distinct string's outputs back to
+   (:func:`dask_classify.engine.run.run_model`) and copies each distinct string's outputs back to
    every row that holds it;
 4. asks the classifier for its columns (:meth:`DistributedDataClassifier.output_columns`, the
    hook published classifiers and new heads override), applies ``filter_by``
    (:meth:`~DistributedDataClassifier.filter_mask`) and puts the columns back beside the
    partition's rows by position, keeping the caller's index.
 
-The classifiers only hold parameters, validation and those hooks; none of them calls back into
-this module. :func:`profile` is the explicit hook the benchmarks time the stages with.
+The pipeline sees a classifier only through :class:`dask_classify.hooks.ClassifierHooks` (it
+sits below :mod:`dask_classify.classifier`); the classifiers hold parameters, validation and
+those hooks, and none of them calls back into this module.
+:func:`profile` is the explicit hook the benchmarks time the stages with.
 """
 
 from __future__ import annotations
@@ -37,12 +39,13 @@ import numpy as np
 import pandas as pd
 
 from dask_classify.backend import from_host, set_torch_threads, to_host
-from dask_classify.predict import get_model, get_tokenizer, run_model
+from dask_classify.engine.cache import get_model, get_tokenizer
+from dask_classify.engine.run import run_model
 from dask_classify.tokenize import prepare_texts, tokenize
 
 if TYPE_CHECKING:
-    from dask_classify.classifier import DistributedDataClassifier
-    from dask_classify.model import ModelInfo
+    from dask_classify.checkpoint import ModelInfo
+    from dask_classify.hooks import ClassifierHooks
 
 __all__ = ["CHUNK_ROWS", "PipelineProfile", "classify_partition", "fold_duplicates", "profile"]
 
@@ -118,7 +121,7 @@ def profile() -> Iterator[PipelineProfile]:
         _PROFILES.remove(prof)
 
 
-def classify_partition(part: Any, classifiers: Sequence[DistributedDataClassifier],
+def classify_partition(part: Any, classifiers: Sequence[ClassifierHooks],
                        infos: Sequence[ModelInfo | None] | None = None) -> Any:
     """Run several classifiers over one partition; each adds its columns, filters are ANDed.
 
@@ -201,7 +204,7 @@ def classify_partition(part: Any, classifiers: Sequence[DistributedDataClassifie
     return _assemble(part, columns, keep)
 
 
-def _text_key(clf: DistributedDataClassifier) -> tuple[Any, ...]:
+def _text_key(clf: ClassifierHooks) -> tuple[Any, ...]:
     """What decides the strings a classifier's tokenizer sees (classifiers with equal keys share
     them): the text column, the code of ``format_texts`` and its options."""
     owner = next(k for k in type(clf).__mro__ if "format_texts" in vars(k))
@@ -241,7 +244,7 @@ def fold_duplicates(texts: list[str]) -> tuple[list[str], np.ndarray | None]:
     return list(first), inverse
 
 
-def _run_classifier(clf: DistributedDataClassifier, texts: list[str], text_key: tuple[Any, ...],
+def _run_classifier(clf: ClassifierHooks, texts: list[str], text_key: tuple[Any, ...],
                     token_cache: dict[Any, list[list[int]]],
                     prof: PipelineProfile | None) -> tuple[np.ndarray, ModelInfo]:
     """Tokens -> batches -> model outputs for one classifier on one chunk of texts."""
@@ -267,6 +270,7 @@ def _run_classifier(clf: DistributedDataClassifier, texts: list[str], text_key: 
         # int8 Linear layers take fp32 inputs: never autocast a quantized model
         autocast=clf.autocast and clf.quantize is None,
         max_tokens=clf.batch_token_limit(device),
+        cpu_bf16=spec.settings.cpu_bf16,
         on_batch=None if prof is None else prof.add_batch,
     )
     if prof is not None:

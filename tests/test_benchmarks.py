@@ -292,7 +292,7 @@ def test_duplicate_corpus_and_curator_checkpoint(bench, work_dir, tmp_path, corp
     # the backbone beside the checkpoint, with the same weights
     from transformers import AutoModel
 
-    from dask_classify.model import load_model
+    from dask_classify.engine.loading import load_model
     from dask_classify.testing import build_tiny_deberta_checkpoint
 
     nvidia = build_tiny_deberta_checkpoint(tmp_path / "nv", ["a", "b"], tokenizer="bert",

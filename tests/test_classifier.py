@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from dask_classify import CheckpointError, DistributedDataClassifier
-from dask_classify.fast_attention import speed_up_deberta
-from dask_classify.model import load_model, load_tokenizer
-from dask_classify.predict import cached_model_keys, clear_cache
+from dask_classify.engine.cache import cached_model_keys, clear_cache
+from dask_classify.engine.fast_attention import speed_up_deberta
+from dask_classify.engine.loading import load_model, load_tokenizer
 
 
 def reference(ckpt, texts, max_length=None, max_chars=None):
@@ -41,7 +41,7 @@ def reference(ckpt, texts, max_length=None, max_chars=None):
 
 
 def labels_of(ckpt, probs):
-    from dask_classify.model import model_info
+    from dask_classify.checkpoint import model_info
 
     names = np.array(model_info(ckpt).labels, dtype=object)
     return names[probs.argmax(axis=1)].tolist()

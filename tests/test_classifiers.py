@@ -17,7 +17,7 @@ from dask_classify import (
     MultilingualDomainClassifier,
     QualityClassifier,
 )
-from dask_classify.model import load_model, load_tokenizer
+from dask_classify.engine.loading import load_model, load_tokenizer
 
 
 @pytest.mark.parametrize(
@@ -176,4 +176,4 @@ def test_cli_token_reaches_the_gated_base_model_or_the_hub_model():
     assert clf._hf_token == "hf_x" and "hf_x" not in repr(clf)
     quality = make_classifier(build_parser().parse_args([*base, "--classifier", "quality"]))
     assert quality.token == "hf_x" and "hf_x" not in repr(quality)  # a gated hub checkpoint
-    assert quality.model_spec.hub["token"] == "hf_x"  # what the workers download with
+    assert quality.model_spec.hub.token == "hf_x"  # what the workers download with

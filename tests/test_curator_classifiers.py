@@ -20,9 +20,9 @@ from dask_classify import (
     classify_many,
 )
 from dask_classify.classifiers.prompt_complexity import OUTPUT_FIELDS
+from dask_classify.engine.fast_attention import speed_up_deberta
+from dask_classify.engine.loading import load_tokenizer
 from dask_classify.errors import UsageError
-from dask_classify.fast_attention import speed_up_deberta
-from dask_classify.model import load_tokenizer
 from dask_classify.testing import build_tiny_prompt_complexity_checkpoint
 
 

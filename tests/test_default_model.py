@@ -9,7 +9,8 @@ import dask.dataframe as dd
 import pandas as pd
 
 from dask_classify import DistributedDataClassifier
-from dask_classify.cli import default_model_dir, main
+from dask_classify.bundled import default_model_dir  # noqa: E402
+from dask_classify.cli import main
 from dask_classify.train.data import read_tsv
 
 MODEL = default_model_dir()

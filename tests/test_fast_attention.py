@@ -10,8 +10,9 @@ import torch
 from transformers import AutoConfig, AutoModel
 from transformers.models.deberta_v2.modeling_deberta_v2 import DisentangledSelfAttention
 
-from dask_classify.fast_attention import FastDisentangledSelfAttention, speed_up_deberta
-from dask_classify.predict import ModelSpec, clear_cache, get_model
+from dask_classify.engine.cache import clear_cache, get_model
+from dask_classify.engine.fast_attention import FastDisentangledSelfAttention, speed_up_deberta
+from dask_classify.engine.spec import ModelSpec
 from dask_classify.testing import tiny_backbone_config
 
 VOCAB = 120
@@ -262,13 +263,13 @@ def test_position_lookup_is_built_once_per_forward_pass(monkeypatch):
 
 # --------------------------------------------------------------------- a changed transformers
 def _fresh_flag(monkeypatch):
-    import dask_classify.fast_attention as fa
+    import dask_classify.engine.fast_attention as fa
 
     monkeypatch.setattr(fa, "_WARNED", False)  # one warning per process: reset for the test
 
 
 def test_changed_forward_signature_keeps_transformers_forward_with_one_warning(monkeypatch):
-    from dask_classify.fast_attention import FastAttentionWarning
+    from dask_classify.engine.fast_attention import FastAttentionWarning
 
     _fresh_flag(monkeypatch)
     original = DisentangledSelfAttention.forward
@@ -298,7 +299,7 @@ def test_changed_forward_signature_keeps_transformers_forward_with_one_warning(m
 
 
 def test_missing_attribute_keeps_transformers_forward(monkeypatch):
-    from dask_classify.fast_attention import FastAttentionWarning, incompatibility
+    from dask_classify.engine.fast_attention import FastAttentionWarning, incompatibility
 
     _fresh_flag(monkeypatch)
     original, fast = _pair(position_buckets=8, share_att_key=False)

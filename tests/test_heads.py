@@ -17,18 +17,13 @@ from torch import nn
 from transformers import AutoModel, AutoModelForSequenceClassification
 
 from dask_classify import CheckpointError, DistributedDataClassifier, classify_many
+from dask_classify.checkpoint import ModelInfo, config_for, read_config, resolve_model_dir
 from dask_classify.classifiers._base import PublishedClassifier
+from dask_classify.engine.cache import clear_cache
+from dask_classify.engine.loading import load_tokenizer
+from dask_classify.engine.model import backbone_config, load_weights
+from dask_classify.engine.run import run_model
 from dask_classify.errors import UsageError
-from dask_classify.model import (
-    ModelInfo,
-    backbone_config,
-    config_for,
-    load_tokenizer,
-    load_weights,
-    read_config,
-    resolve_model_dir,
-)
-from dask_classify.predict import clear_cache, run_model
 from dask_classify.testing import build_tiny_hf_checkpoint, build_tokenizer, tiny_backbone_config
 
 
@@ -330,7 +325,7 @@ def test_user_defined_model_on_a_cluster_of_worker_processes(two_heads_ckpt, hf_
                         dashboard_address=None)
     try:
         out = classify_many(ddf, [custom, plain]).compute()
-        loaded = client.run(lambda: __import__("dask_classify.predict").predict
+        loaded = client.run(lambda: __import__("dask_classify.engine.cache").engine.cache
                             .cached_model_keys())
     finally:
         client.close()

@@ -354,7 +354,7 @@ def test_a_model_folder_the_workers_cannot_see_is_named(tmp_path, bert_ckpt, ag_
 def test_hub_ids_download_under_a_machine_wide_lock(tmp_path, bert_ckpt):
     import shutil
 
-    from dask_classify.model import resolve_model_dir
+    from dask_classify.checkpoint import resolve_model_dir
 
     # a pre-filled Hugging Face cache, as a first download leaves it
     snapshot = tmp_path / "hub" / "models--acme--tiny" / "snapshots" / ("0" * 40)

@@ -11,13 +11,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from dask_classify import CheckpointError, Deberta
-from dask_classify.model import (
-    HFSequenceClassifier,
-    load_model,
-    load_tokenizer,
-    model_info,
-    save_checkpoint,
-)
+from dask_classify.checkpoint import model_info
+from dask_classify.engine.loading import load_model, load_tokenizer, save_checkpoint
+from dask_classify.engine.model import HFSequenceClassifier
 
 
 def _encode(tokenizer, texts):

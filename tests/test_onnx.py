@@ -14,19 +14,21 @@ pytest.importorskip("onnxruntime")
 
 import onnxruntime as ort  # noqa: E402
 
-import dask_classify.onnx as onnx_mod  # noqa: E402
+import dask_classify.engine.onnx_export as onnx_mod  # noqa: E402
 from dask_classify import DistributedDataClassifier  # noqa: E402
-from dask_classify.cli import default_model_dir, main  # noqa: E402
+from dask_classify.bundled import default_model_dir  # noqa: E402
+from dask_classify.cli import main  # noqa: E402
+from dask_classify.engine.cache import clear_cache
+from dask_classify.engine.loading import load_model, load_tokenizer
+from dask_classify.engine.spec import ONNX_CACHE_ENV  # noqa: E402
 from dask_classify.errors import UsageError  # noqa: E402
-from dask_classify.model import load_model, load_tokenizer  # noqa: E402
-from dask_classify.predict import clear_cache  # noqa: E402
 from dask_classify.tokenize import pad_batch, tokenize  # noqa: E402
 
 
 @pytest.fixture
 def onnx_cache(tmp_path, monkeypatch):
     """A fresh export cache for the test; no models cached in this process before or after."""
-    monkeypatch.setenv(onnx_mod.CACHE_ENV, str(tmp_path / "onnx-cache"))
+    monkeypatch.setenv(ONNX_CACHE_ENV, str(tmp_path / "onnx-cache"))
     clear_cache()
     yield tmp_path / "onnx-cache"
     clear_cache()
@@ -201,7 +203,8 @@ def test_bundled_model_runs_its_shipped_graph_without_torch(tmp_path):
 
 
 def test_shipped_graph_equals_torch_on_sst2_dev(data_dir):
-    from dask_classify.predict import ModelSpec, resolved_engine
+    from dask_classify.engine.cache import resolved_engine
+    from dask_classify.engine.spec import ModelSpec
     from dask_classify.train.data import read_tsv
 
     texts = pd.DataFrame({"text": read_tsv(data_dir / "sst2" / "dev.tsv")["sentence"]})
@@ -219,7 +222,7 @@ def test_shipped_graph_equals_torch_on_sst2_dev(data_dir):
 @pytest.mark.parametrize("kind", ["bundled", "bert"])
 def test_file_tokenizer_gives_the_transformers_tokenizer_ids(kind, tmp_path, ag_news_texts,
                                                             imdb_texts, data_dir):
-    from dask_classify.onnx import FileTokenizer
+    from dask_classify.engine.onnx_runtime import FileTokenizer
     from dask_classify.testing import build_tokenizer
     from dask_classify.train.data import read_tsv
 
@@ -243,8 +246,9 @@ def test_stale_shipped_graph_falls_back_to_torch_with_one_warning(tmp_path):
 
     from safetensors.torch import load_file, save_file
 
-    from dask_classify.onnx import OnnxFallbackWarning
-    from dask_classify.predict import ModelSpec, resolved_engine
+    from dask_classify.engine.cache import resolved_engine
+    from dask_classify.engine.onnx_runtime import OnnxFallbackWarning
+    from dask_classify.engine.spec import ModelSpec
 
     folder = tmp_path / "retrained"
     shutil.copytree(default_model_dir(), folder)

@@ -10,8 +10,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dask_classify.model import load_model, load_tokenizer
-from dask_classify.predict import ModelSpec, clear_cache, get_model, run_model
+from dask_classify.engine.cache import clear_cache, get_model
+from dask_classify.engine.loading import load_model, load_tokenizer
+from dask_classify.engine.run import run_model
+from dask_classify.engine.spec import ModelSpec
 from dask_classify.tokenize import batch_order, pad_batch, plan_batches, tokenize
 
 
@@ -100,7 +102,7 @@ def test_token_limit_does_not_change_outputs(deberta_ckpt, ag_news_texts, imdb_t
 
 def test_int8_quantization_is_quiet_close_and_cpu_only(data_dir):
     # the bundled, trained model (int8 on random tiny heads flips labels that barely differ)
-    from dask_classify.cli import default_model_dir
+    from dask_classify.bundled import default_model_dir
     from dask_classify.train.data import read_tsv
 
     model_dir = str(default_model_dir())

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dask_classify import DistributedDataClassifier, get_client
-from dask_classify.model import load_model, load_tokenizer
+from dask_classify.engine.loading import load_model, load_tokenizer
 
 TEXTS = st.one_of(
     st.none(),

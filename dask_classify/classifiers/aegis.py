@@ -32,9 +32,10 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from dask_classify.backend import string_dtype
+from dask_classify.checkpoint import ModelInfo, read_config
 from dask_classify.classifiers._base import PublishedClassifier
+from dask_classify.engine.model import load_weights
 from dask_classify.errors import CheckpointError, MissingExtraError, UsageError
-from dask_classify.model import ModelInfo, load_weights, read_config
 
 LLAMA_GUARD = "meta-llama/LlamaGuard-7b"
 AEGIS_VARIANTS = (
@@ -381,7 +382,7 @@ class AegisClassifier(_LlamaGuardClassifier):
         labels = np.full(n, None, dtype=object)
         raw = np.full(n, None, dtype=object)
         if outputs is not None and len(outputs):
-            from dask_classify.predict import get_tokenizer
+            from dask_classify.engine.cache import get_tokenizer
 
             tok = get_tokenizer(self.model_spec)
             answers = [tok.decode([int(t) for t in row if t >= 0], skip_special_tokens=True)

@@ -29,17 +29,16 @@ from torch import nn
 from transformers import AutoModel
 
 from dask_classify.backend import string_dtype
-from dask_classify.classifiers._base import PublishedClassifier
-from dask_classify.errors import CheckpointError, UsageError
-from dask_classify.model import (
+from dask_classify.checkpoint import (
     ModelInfo,
-    backbone_config,
     config_for,
-    load_weights,
     position_limit,
     read_config,
     resolve_model_dir,
 )
+from dask_classify.classifiers._base import PublishedClassifier
+from dask_classify.engine.model import backbone_config, load_weights
+from dask_classify.errors import CheckpointError, UsageError
 
 #: NeMo Curator's columns, in its order.
 OUTPUT_FIELDS = [
