@@ -20,6 +20,7 @@ True
 from __future__ import annotations
 
 __all__ = [
+    "ConfigError",
     "CheckpointError",
     "InputError",
     "MissingExtraError",
@@ -76,3 +77,21 @@ class MissingExtraError(UserError, ImportError):
         """The error for ``what`` when importing ``module`` (part of ``[extra]``) failed."""
         return cls(f"{what} needs the [{extra}] extra (No module named {module!r}): "
                    f"pip install 'dask_classify[{extra}]'")
+
+
+class ConfigError(UserError, ValueError):
+    """A training config with an unknown key, a missing required value or an invalid value.
+
+    A subclass of :class:`ValueError`; the message names each offending key.
+
+    Examples
+    --------
+    >>> from dask_classify.errors import ConfigError
+    >>> from dask_classify.train.config import load_config
+    >>> try:
+    ...     load_config(overrides=["model.optim.lr=-1"])
+    ... except ConfigError as err:
+    ...     print(err)
+    invalid training config:
+      model.optim.lr: must be a number > 0 or null (chosen for you), not -1
+    """

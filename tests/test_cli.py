@@ -262,7 +262,7 @@ def test_train_without_the_train_extra_names_the_extra(tmp_path):
 def test_progress_is_a_bar_on_a_terminal_and_lines_in_a_log():
     import io
 
-    from dask_classify.jobs import _Progress
+    from dask_classify.jobs.run import _Progress
 
     log = io.StringIO()
     progress = _Progress(40, log)

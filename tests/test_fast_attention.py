@@ -76,7 +76,7 @@ def test_both_ways_of_reading_position_scores_equal_transformers(overrides, read
                                                                   monkeypatch):
     """Strided windows (used for rows whose distances all have their own bucket) and gathers
     (used where log buckets fold distances) each give transformers' results on any width."""
-    from dask_classify import fast_attention
+    from dask_classify.engine import fast_attention
 
     if reading == "windows everywhere":
         monkeypatch.setattr(fast_attention, "WINDOW_SLACK", 1e9)
@@ -241,7 +241,7 @@ def test_position_lookup_is_built_once_per_forward_pass(monkeypatch):
     """All layers share the encoder's relative-position table: its gather indexes are built once."""
     import threading
 
-    from dask_classify import fast_attention
+    from dask_classify.engine import fast_attention
 
     class CountingSlot(threading.local):
         builds = 0

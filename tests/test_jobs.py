@@ -18,7 +18,7 @@ import pytest
 
 from dask_classify import DistributedDataClassifier, classify_files
 from dask_classify.errors import InputError, UsageError
-from dask_classify.manifest import LOCK, MANIFEST, JobLock, OutputFolder
+from dask_classify.jobs.manifest import LOCK, MANIFEST, JobLock, OutputFolder
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +187,7 @@ def test_a_value_of_another_type_after_the_first_rows_names_file_and_column(tmp_
 
 def test_grouping_keeps_big_and_compressed_units_alone():
     from dask_classify.discovery import Source
-    from dask_classify.jobs import _Task, group_tasks
+    from dask_classify.jobs.plan import _Task, group_tasks
     from dask_classify.readers import SourceMeta, Unit
 
     frame = pd.DataFrame({"text": pd.Series([], dtype=object)})
@@ -237,8 +237,8 @@ def test_rerun_redoes_changed_inputs_and_changed_jobs_only(tmp_path, clf, ag_new
     other = DistributedDataClassifier(clf.model_identifier, label_field="sentiment",
                                       score_field="p", max_chars=20)
     summary = classify_files(str(src), str(out), other)  # an option that changes labels
-    assert sorted(summary.redone) == [(str(a), "the model or the options changed"),
-                                      (str(src / "b.jsonl"), "the model or the options changed")]
+    reason = "the option max_chars changed (None -> 20)"  # the change, named
+    assert sorted(summary.redone) == [(str(a), reason), (str(src / "b.jsonl"), reason)]
     assert b_part.stat().st_mtime_ns != b_time
     fast = DistributedDataClassifier(clf.model_identifier, label_field="sentiment",
                                      score_field="p", max_chars=20, torch_threads=1,

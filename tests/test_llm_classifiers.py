@@ -241,3 +241,39 @@ def test_llm_classifiers_on_gpu_in_bf16(guard, prompts):
     np.testing.assert_allclose(gpu["instruction_data_guard_poisoning_score"],
                                guard_reference(guard, texts, device="cuda"), atol=2e-2)
     assert _idg(guard, device="cuda")(df)["is_poisoned"].notna().all()  # batched
+
+
+@pytest.mark.parametrize("kind", ["aegis", "instruction-data-guard"])
+def test_hub_options_reach_every_loader(guard, monkeypatch, kind):
+    """revision / base_model_revision / local_files_only, as given, reach from_pretrained
+    (they used to be reset to the defaults by the base class's __init__)."""
+    from peft import PeftModel
+
+    calls: list[tuple[str, dict]] = []
+
+    def spy(owner, name):
+        real = getattr(owner, name)
+
+        def recorded(*args, **kwargs):
+            calls.append((owner.__name__, kwargs))
+            return real(*args, **kwargs)
+        monkeypatch.setattr(owner, name, recorded)
+
+    for owner in (AutoTokenizer, AutoModelForCausalLM, PeftModel):
+        spy(owner, "from_pretrained")
+    options = {"revision": "adapter-v2", "base_model_revision": "base-v7",
+               "local_files_only": True}
+    clf = _aegis(guard, **options) if kind == "aegis" else _idg(guard, **options)
+    assert (clf.revision, clf.base_model_revision, clf.local_files_only) == (
+        "adapter-v2", "base-v7", True)
+    assert clf.hub_options() == {"revision": "adapter-v2", "token": None,
+                                 "local_files_only": True}
+    clf.build_tokenizer()
+    clf.build_model("cpu")
+    seen = {(owner, k.get("revision"), k.get("local_files_only")) for owner, k in calls}
+    assert seen == {("AutoTokenizer", "base-v7", True),
+                    ("AutoModelForCausalLM", "base-v7", True),
+                    ("PeftModel", "adapter-v2", True)}
+    # and they are in what identifies the model on the workers
+    plain = _aegis(guard) if kind == "aegis" else _idg(guard)
+    assert clf.model_spec.key != plain.model_spec.key

@@ -25,7 +25,8 @@ import dask.dataframe as dd  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
 from dask_classify import DistributedDataClassifier  # noqa: E402
-from dask_classify.model import Deberta, load_model, load_tokenizer  # noqa: E402
+from dask_classify.engine.loading import load_model, load_tokenizer
+from dask_classify.engine.model import Deberta
 from dask_classify.testing import build_tiny_encoder, build_tokenizer, default_corpus  # noqa: E402
 from dask_classify.train import ConfigError, evaluate, load_config, train  # noqa: E402
 from dask_classify.train.config import default_config  # noqa: E402

@@ -24,8 +24,8 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from dask_classify import Deberta, DistributedDataClassifier  # noqa: E402
 from dask_classify.cli import main  # noqa: E402
+from dask_classify.engine.loading import load_model, save_checkpoint
 from dask_classify.errors import CheckpointError  # noqa: E402
-from dask_classify.model import load_model, save_checkpoint  # noqa: E402
 from dask_classify.testing import (  # noqa: E402
     build_tiny_encoder,
     build_tokenizer,

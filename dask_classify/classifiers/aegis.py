@@ -233,11 +233,12 @@ class _LlamaGuardClassifier(PublishedClassifier):
             raise UsageError(f"{type(self).__name__} does not support quantize")
         self.aegis_variant = aegis_variant
         self.base_model = str(base_model)
-        self.revision = revision
         self.base_model_revision = base_model_revision
-        self.local_files_only = bool(local_files_only)
         self._hf_token = hf_token  # a secret: not in repr() or the Dask token
-        super().__init__(model_identifier, **kwargs)
+        # the hub options go through the base class, which stores them (setting them here
+        # first would let its __init__ reset them to the defaults)
+        super().__init__(model_identifier, revision=revision, local_files_only=local_files_only,
+                         **kwargs)
 
     # -- loading ------------------------------------------------------------------
     def _hub(self, revision: str | None) -> dict[str, Any]:

@@ -28,8 +28,10 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from dask_classify.errors import UserError
-from dask_classify.model import HEAD_ACTIVATIONS
+from dask_classify.engine.model import HEAD_ACTIVATIONS
+from dask_classify.errors import (
+    ConfigError,  # noqa: F401 - its home before 0.2
+    )
 
 __all__ = ["ConfigError", "default_config", "load_config", "validate_config"]
 
@@ -50,23 +52,6 @@ SCHEDULES = {
     "none": "constant",
 }
 _SPLITS = ("train_ds", "validation_ds", "test_ds")
-
-
-class ConfigError(UserError, ValueError):
-    """A training config with an unknown key, a missing required value or an invalid value.
-
-    A subclass of :class:`ValueError`; the message names each offending key.
-
-    Examples
-    --------
-    >>> from dask_classify.train.config import ConfigError, load_config
-    >>> try:
-    ...     load_config(overrides=["model.optim.lr=-1"])
-    ... except ConfigError as err:
-    ...     print(err)
-    invalid training config:
-      model.optim.lr: must be a number > 0 or null (chosen for you), not -1
-    """
 
 
 def default_config() -> DictConfig:

@@ -92,8 +92,8 @@ def evaluate(model_dir: str | os.PathLike, data_path: str | os.PathLike,
     """
     import dask.dataframe as dd
 
+    from dask_classify.checkpoint import model_info_for
     from dask_classify.classifier import DistributedDataClassifier
-    from dask_classify.model import model_info_for
 
     info = model_info_for(model_dir, classifier_options.get("cache_dir"))
     if info.regression:

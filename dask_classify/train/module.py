@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 from torchmetrics import MeanMetric
 
+from dask_classify.engine.model import Deberta
 from dask_classify.errors import UsageError
-from dask_classify.model import Deberta
 from dask_classify.tokenize import pad_batch, tokenize
 from dask_classify.train.config import SCHEDULES, ConfigError
 from dask_classify.train.metrics import (

@@ -191,7 +191,7 @@ def _translate_trainer(t: dict[str, Any], em: dict[str, Any], notes: list[Note])
         if key in t and not t[key]:
             del t[key]  # NeMo: "Provided by exp_manager"
         elif key == "checkpoint_callback" and key in t:
-            from dask_classify.train.config import ConfigError
+            from dask_classify.errors import ConfigError
 
             raise ConfigError("trainer.checkpoint_callback: exp_manager creates the checkpoint "
                             "callback here (exp_manager.create_checkpoint_callback); set "

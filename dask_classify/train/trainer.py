@@ -26,7 +26,8 @@ from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelChec
 from omegaconf import DictConfig, OmegaConf
 
 from dask_classify.atomic import atomic_folder
-from dask_classify.model import Deberta, save_checkpoint
+from dask_classify.engine.loading import save_checkpoint
+from dask_classify.engine.model import Deberta
 from dask_classify.train.config import ConfigError, load_config, validate_config
 from dask_classify.train.datamodule import TextClassificationDataModule, load_training_tokenizer
 from dask_classify.train.metrics import write_json
