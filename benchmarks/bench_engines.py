@@ -89,7 +89,7 @@ def bench_model(ck: C.Checkpoint, texts: list[str], threads_list: list[int], rep
                 profile: bool) -> dict[str, Any]:
     import torch
 
-    from dask_classify import fast_attention as FA
+    from dask_classify.engine import fast_attention as FA
     from dask_classify.engine.loading import load_tokenizer
     from dask_classify.engine.onnx_export import cached_export
     from dask_classify.engine.onnx_runtime import OnnxModel
