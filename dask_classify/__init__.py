@@ -14,11 +14,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from dask_classify.classifiers import _MODULES as _PUBLISHED_NAMES
+
 __version__ = "0.1.0"
 
 _EXPORTS = {
     "DistributedDataClassifier": "dask_classify.classifier",
-    "classify_many": "dask_classify.classifier",
+    "classify_many": "dask_classify.apply",
     "classify_files": "dask_classify.jobs",
     "JobSummary": "dask_classify.jobs",
     "Deberta": "dask_classify.model",
@@ -28,18 +30,9 @@ _EXPORTS = {
     "save_checkpoint": "dask_classify.model",
     "get_client": "dask_classify.cluster",
     "clear_cache": "dask_classify.engine.cache",
-    "QualityClassifier": "dask_classify.classifiers",
-    "DomainClassifier": "dask_classify.classifiers",
-    "MultilingualDomainClassifier": "dask_classify.classifiers",
-    "ContentTypeClassifier": "dask_classify.classifiers",
-    "FineWebEduClassifier": "dask_classify.classifiers",
-    "FineWebMixtralEduClassifier": "dask_classify.classifiers",
-    "FineWebNemotronEduClassifier": "dask_classify.classifiers",
-    "PromptTaskComplexityClassifier": "dask_classify.classifiers",
-    "FineMathClassifier": "dask_classify.classifiers",
-    "AegisClassifier": "dask_classify.classifiers",
-    "InstructionDataGuardClassifier": "dask_classify.classifiers",
 }
+# the published classifiers, from their one registry
+_EXPORTS.update(dict.fromkeys(_PUBLISHED_NAMES, "dask_classify.classifiers"))
 
 __all__ = ["__version__", *_EXPORTS]
 

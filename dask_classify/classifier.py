@@ -12,25 +12,23 @@ import os
 import threading
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from dask_classify.backend import string_dtype
+from dask_classify.apply import classify_many
 from dask_classify.checkpoint import MULTI_LABEL, REGRESSION, ModelInfo, model_info_for
 from dask_classify.engine.spec import ModelSpec, Settings
 from dask_classify.errors import TextColumnError, UsageError
 from dask_classify.options import (
     CPU_BATCH_TOKENS,
     ENGINES,  # noqa: F401 - kept importable from here for one release
-    PADDING_SIDES,
+    OPTION_NAMES,
+    ClassifierOptions,
     HubOptions,
-    check_device,
-    check_engine,
-    positive_int,
 )
+from dask_classify.outputs import head_columns
 
 # torch, transformers and the pipeline load on first use: a job that finds nothing to do, or
 # a client that only builds the graph, never imports them.
@@ -142,25 +140,14 @@ class DistributedDataClassifier:
     returns a lazy Dask DataFrame; each worker process loads the tokenizer and model once.
     Rows keep their order, index and other columns; rows whose text is null get null outputs.
 
-    **Adding a model** with its own pooling, heads and output columns: subclass and override
-    the hooks the pipeline calls (all optional):
-
-    * :meth:`build_model` ``(device) -> (module, info)``: builds the worker's model, called as
-      ``module(input_ids, attention_mask)`` and returning a ``(batch, k)`` tensor. It is built
-      once per worker process and cached under :attr:`model_spec`'s key, which includes the
-      class that defines ``build_model`` and :meth:`model_options` (return there every
-      parameter the model depends on beyond the identifier, ``cache_dir``, device and
-      ``quantize``).
-    * :meth:`build_tokenizer` and :meth:`tokenizer_options`: the same for the tokenizer.
-    * :meth:`format_texts` and :meth:`format_options`: the strings the tokenizer sees (default:
-      each text cut to ``max_chars``).
-    * :meth:`model_info`: what the client knows before any worker loads the model (labels for
-      ``filter_by``, the kind of head).
-    * :attr:`output_fields` and :meth:`output_columns`: the columns, from the model's outputs.
-    * :meth:`filter_values` and :meth:`filter_mask`: what ``filter_by`` may name and keeps.
-
-    The published prompt-complexity, FineWeb, FineMath and LLM classifiers are built this way;
-    the README's "Your own model" section has a worked example.
+    **Adding a model** (its own pooling, head or columns): subclass, declare the new
+    constructor parameters in :attr:`parameters`, and override the hook that changes:
+    :meth:`build_model`, :meth:`build_tokenizer`, :meth:`format_texts`, :meth:`model_info`,
+    :meth:`output_columns` or :meth:`filter_mask` (the pipeline's view of them is
+    :class:`~dask_classify.hooks.ClassifierHooks`). Declared parameters enter the per-worker
+    cache keys, the repr and the job fingerprint. The README's "Your own model" has a worked
+    example; the published FineWeb, FineMath, prompt-complexity and LLM classifiers are built
+    this way.
 
     Examples
     --------
@@ -181,6 +168,14 @@ class DistributedDataClassifier:
 
     #: Default checkpoint for subclasses that stand for a published model.
     default_model_identifier: str | None = None
+    #: A subclass's own constructor parameters beyond :class:`ClassifierOptions`, each stored
+    #: as an attribute of the same name: they join the options in :meth:`params` (the repr,
+    #: the Dask token and the job fingerprint). Declared per class; :meth:`params` walks the
+    #: MRO.
+    parameters: ClassVar[tuple[str, ...]] = ()
+    #: The keyword a subclass takes a Hugging Face token under (the LLM classifiers take
+    #: their gated base model's token as ``hf_token``).
+    token_parameter: ClassVar[str] = "token"
 
     def __init__(
         self,
@@ -208,57 +203,9 @@ class DistributedDataClassifier:
         token: str | bool | None = None,
         local_files_only: bool = False,
     ) -> None:
-        model_identifier = model_identifier or self.default_model_identifier
-        if model_identifier is None:
-            raise UsageError("model_identifier is required (a checkpoint folder or hub id)")
-        if padding_side not in PADDING_SIDES:
-            raise UsageError(f"padding_side must be 'left' or 'right', not {padding_side!r}")
-        if isinstance(filter_by, str):
-            filter_by = [filter_by]
-        check_device(device)
-        if quantize not in (None, "int8"):
-            raise UsageError(f"quantize must be None or 'int8', not {quantize!r}")
-        if quantize == "int8" and device.startswith("cuda"):
-            raise UsageError(f"quantize='int8' runs on the CPU only, not on device {device!r}")
-        check_engine(engine, device, quantize)
-        model_identifier = os.fspath(model_identifier)
-        local = Path(model_identifier).expanduser()
-        if local.exists():  # workers get the path as the client sees it, never a relative one
-            model_identifier = str(local.resolve())
-        self.model_identifier = model_identifier
-        self.cache_dir = cache_dir
-        self.text_field = text_field
-        self.label_field = label_field
-        self.score_field = score_field
-        self.filter_by = list(filter_by) if filter_by is not None else None
-        self.max_chars = positive_int("max_chars", max_chars, allow_none=True)
-        self.max_seq_length = positive_int("max_seq_length", max_seq_length, allow_none=True,
-                                        minimum=2)
-        self.padding_side = padding_side
-        self.sort_by_length = bool(sort_by_length)
-        if not isinstance(fold_duplicates, (bool, np.bool_)):
-            raise UsageError(f"fold_duplicates must be True or False, not {fold_duplicates!r}")
-        self.fold_duplicates = bool(fold_duplicates)
-        self.model_inference_batch_size = positive_int("model_inference_batch_size",
-                                                    model_inference_batch_size)
-        self.max_batch_tokens = (max_batch_tokens if max_batch_tokens in ("auto", None)
-                                 else positive_int("max_batch_tokens", max_batch_tokens,
-                                                extra="'auto'", allow_none=True))
-        self.autocast = bool(autocast)
-        self.device = device
-        self.quantize = quantize
-        self.engine = engine
-        self.trust_remote_code = bool(trust_remote_code)
-        self.torch_threads = positive_int("torch_threads", torch_threads, allow_none=True)
-        ok = isinstance(multi_label_threshold, (int, float, np.floating)) and not isinstance(
-            multi_label_threshold, bool) and 0.0 <= float(multi_label_threshold) <= 1.0
-        if not ok:
-            raise UsageError("multi_label_threshold must be a number in [0, 1], not "
-                             f"{multi_label_threshold!r}")
-        self.multi_label_threshold = float(multi_label_threshold)
-        self.revision = revision
-        self.token = token
-        self.local_files_only = bool(local_files_only)
+        arguments = {k: v for k, v in locals().items() if k in OPTION_NAMES}
+        arguments["model_identifier"] = model_identifier or self.default_model_identifier
+        self.options = ClassifierOptions(**arguments)
         # the environment switches that change numbers, read once here on the client (in the
         # model spec's key and the job fingerprint; workers use these, not their environment)
         self._settings = Settings.from_environ()
@@ -307,7 +254,7 @@ class DistributedDataClassifier:
     @property
     def hub(self) -> HubOptions:
         """``revision``, ``token`` and ``local_files_only`` as one record."""
-        return HubOptions(self.revision, self.token, self.local_files_only)
+        return self.options.hub
 
     @property
     def output_fields(self) -> list[str]:
@@ -331,18 +278,29 @@ class DistributedDataClassifier:
             types[self.label_field] = pa.list_(pa.float64())
         return types
 
-    def _params(self) -> dict[str, Any]:
-        return {k: v for k, v in sorted(vars(self).items()) if not k.startswith("_")}
+    def params(self) -> dict[str, Any]:
+        """Every parameter by name: the options, then the subclasses' :attr:`parameters`.
+
+        Examples
+        --------
+        >>> from dask_classify import FineMathClassifier
+        >>> params = FineMathClassifier("/m").params()
+        >>> params["max_seq_length"], params["center_crop_chars"]
+        (512, 10000)
+        """
+        own = [name for klass in reversed(type(self).__mro__)
+               for name in vars(klass).get("parameters", ())]
+        return {**self.options.as_dict(), **{name: getattr(self, name) for name in own}}
 
     def __repr__(self) -> str:
-        params = self._params()
+        params = self.params()
         if isinstance(params.get("token"), str):
             params["token"] = "***"  # never print a secret
         args = ", ".join(f"{k}={v!r}" for k, v in params.items())
         return f"{type(self).__name__}({args})"
 
     def __dask_tokenize__(self):
-        return (type(self).__qualname__, repr(self._params()))
+        return (type(self).__qualname__, repr(self.params()))
 
     def model_info(self) -> ModelInfo:
         """What the client knows of the model before loading it (a hook).
@@ -391,9 +349,9 @@ class DistributedDataClassifier:
         """What :meth:`build_model` depends on besides identifier, cache, device and quantize.
 
         Part of the per-process model cache key (hashable values with a stable ``repr``).
-        Default: nothing.
+        Default: the declared :attr:`parameters` and their values.
         """
-        return ()
+        return self._declared()
 
     def build_tokenizer(self) -> Any:
         """Load this classifier's tokenizer on a worker (a hook; called once per process).
@@ -406,8 +364,15 @@ class DistributedDataClassifier:
                               **self.hub_options())
 
     def tokenizer_options(self) -> tuple:
-        """What :meth:`build_tokenizer` depends on besides identifier and cache (cache key)."""
-        return ()
+        """What :meth:`build_tokenizer` depends on besides identifier and cache (cache key).
+
+        Default: the declared :attr:`parameters` and their values.
+        """
+        return self._declared()
+
+    def _declared(self) -> tuple:
+        params = self.params()
+        return tuple((name, params[name]) for name in params if name not in OPTION_NAMES)
 
     def format_texts(self, texts: list[str]) -> list[str]:
         """The strings the tokenizer sees, from the non-null texts of a chunk (a hook).
@@ -460,24 +425,25 @@ class DistributedDataClassifier:
         from dask_classify.tokenize import resolve_max_length
 
         wanted = resolve_max_length(tokenizer, info.max_position_embeddings, self.max_seq_length)
-        limit = info.position_limit
+        return self._held_to(wanted, info.position_limit)
+
+    def _held_to(self, wanted: int, limit: int | None) -> int:
+        """``wanted`` tokens, or ``limit`` with one warning when ``wanted`` is a default above it.
+
+        Raises :class:`UsageError` for an explicit ``max_seq_length`` above ``limit`` (the one
+        rule of :meth:`token_limit` on a worker and :meth:`validate_model` on the client).
+        """
         if limit is None or wanted <= limit:
             return wanted
         if self._max_seq_length_explicit:
-            raise UsageError(self._too_long_message(wanted, limit))
-        _warn_once(self._capped_message(wanted, limit))
-        return limit
-
-    def _too_long_message(self, wanted: int, limit: int) -> str:
-        return (f"max_seq_length={wanted} is more than {self.model_identifier!r} can take: its "
-                f"table of absolute positions holds {limit} tokens")
-
-    def _capped_message(self, wanted: int, limit: int) -> str:
+            raise UsageError(f"max_seq_length={wanted} is more than {self.model_identifier!r} "
+                             f"can take: its table of absolute positions holds {limit} tokens")
         where = ("the default max_seq_length" if self.max_seq_length is not None
                  else "the tokenizer's model_max_length")
-        return (f"{type(self).__name__}: {where} ({wanted}) is more than "
-                f"{self.model_identifier!r} can take (its table of absolute positions holds "
-                f"{limit} tokens); capped to {limit} tokens, longer texts are truncated")
+        _warn_once(f"{type(self).__name__}: {where} ({wanted}) is more than "
+                   f"{self.model_identifier!r} can take (its table of absolute positions holds "
+                   f"{limit} tokens); capped to {limit} tokens, longer texts are truncated")
+        return limit
 
     @property
     def labels(self) -> list[str]:
@@ -541,11 +507,8 @@ class DistributedDataClassifier:
                 "padding_side='left' is not supported for plain transformers classifiers: "
                 "their poolers read the first position, which left padding fills with [PAD]"
             )
-        limit = info.position_limit
-        if self.max_seq_length is not None and limit is not None and self.max_seq_length > limit:
-            if self._max_seq_length_explicit:
-                raise UsageError(self._too_long_message(self.max_seq_length, limit))
-            _warn_once(self._capped_message(self.max_seq_length, limit))
+        if self.max_seq_length is not None:
+            self._held_to(self.max_seq_length, info.position_limit)
 
     def filter_values(self, info: ModelInfo) -> list[str]:
         """The values ``filter_by`` may name: the labels of the label column (none for a
@@ -592,51 +555,11 @@ class DistributedDataClassifier:
             Each output column, ``len(valid)`` long, with nulls where ``valid`` is False; the
             label column must be there when ``filter_by`` is used.
 
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from dask_classify import DistributedDataClassifier
-        >>> from dask_classify.model import ModelInfo
-        >>> clf = DistributedDataClassifier("/m", label_field="topics", score_field="p")
-        >>> multi = ModelInfo("hf", {0: "sports", 1: "politics", 2: "tech"},
-        ...                   problem_type="multi_label_classification")
-        >>> cols = clf.output_columns(np.array([[0.9, 0.7, 0.1]], dtype=np.float32),
-        ...                           np.array([True, False]), multi)
-        >>> cols["topics"].tolist()
-        [['sports', 'politics'], None]
-        >>> regression = ModelInfo("hf", {0: "LABEL_0"}, problem_type="regression")
-        >>> clf.output_columns(np.array([[3.25]], dtype=np.float32), np.array([True, False]),
-        ...                    regression)["topics"].tolist()
-        [3.25, nan]
+        The default is :func:`dask_classify.outputs.head_columns` (labels, label lists or
+        scores, by the kind of head).
         """
-        n = len(valid)
-        have = outputs is not None and len(outputs) > 0
-        problem = info.problem_type if info is not None else None
-        if problem == REGRESSION:
-            if len(info.id2label) == 1:
-                values = np.full(n, np.nan, dtype=np.float64)
-                if have:
-                    values[valid] = outputs[:, 0]
-                label_col = pd.Series(values, dtype=np.float64)
-            else:
-                label_col = _lists(outputs if have else None, valid)
-        elif problem == MULTI_LABEL:
-            names = info.labels
-            chosen = np.full(n, None, dtype=object)
-            if have:
-                hits = outputs >= self.multi_label_threshold
-                chosen[np.flatnonzero(valid)] = [
-                    [names[j] for j in np.flatnonzero(row)] for row in hits]
-            label_col = pd.Series(chosen, dtype=object)
-        else:
-            labels = np.full(n, None, dtype=object)
-            if have:
-                labels[valid] = np.array(info.labels, dtype=object)[outputs.argmax(axis=1)]
-            label_col = pd.Series(labels, dtype=string_dtype())
-        cols = {self.label_field: label_col}
-        if self.score_field:
-            cols[self.score_field] = _lists(outputs if have else None, valid)
-        return cols
+        return head_columns(outputs, valid, info, self.label_field, self.score_field,
+                            self.multi_label_threshold)
 
     def batch_token_limit(self, device: str) -> int | None:
         """The padded-token limit per forward pass on ``device`` (``max_batch_tokens`` resolved).
@@ -679,12 +602,25 @@ class DistributedDataClassifier:
         return classify_many(ddf, [self])
 
 
-def _lists(outputs: np.ndarray | None, valid: np.ndarray) -> pd.Series:
-    """One list of floats per valid row (None elsewhere), as an object column."""
-    values = np.full(len(valid), None, dtype=object)
-    if outputs is not None and len(outputs):
-        values[np.flatnonzero(valid)] = [row.tolist() for row in outputs]
-    return pd.Series(values, dtype=object)
+class _Option:
+    """A classifier attribute read from its options (setting it re-checks the value)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.__doc__ = f"The ``{name}`` option (see :class:`DistributedDataClassifier`)."
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return getattr(obj.options, self.name)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.options = obj.options.replace(**{self.name: value})
+
+
+for _name in OPTION_NAMES:
+    setattr(DistributedDataClassifier, _name, _Option(_name))
+del _name
 
 
 def _defined_by(cls: type, name: str) -> str:
@@ -706,71 +642,3 @@ def _warn_once(message: str) -> None:
             return
         _WARNED.add(message)
     warnings.warn(message, UserWarning, stacklevel=3)
-
-
-def classify_many(ddf: Any, classifiers: Sequence[DistributedDataClassifier]) -> Any:
-    """Run several classifiers over ``ddf`` in one pass (one ``map_partitions``).
-
-    Each classifier adds its own columns, in the order given; rows are kept only where every
-    classifier with ``filter_by`` keeps them. Classifiers that share a tokenizer (same model
-    folder or tokenizer files), text column, ``max_chars`` and token limit tokenize each
-    partition once. Equivalent to ``c3(c2(c1(ddf)))``, but reads and tokenizes once.
-
-    Parameters
-    ----------
-    ddf : dask DataFrame (or pandas/cudf DataFrame, classified at once)
-    classifiers : sequence of DistributedDataClassifier
-
-    Returns
-    -------
-    dask DataFrame (or pandas/cudf DataFrame)
-        ``ddf`` with every classifier's columns added (lazy for a Dask DataFrame).
-
-    Raises
-    ------
-    UsageError
-        Two classifiers write the same column, no classifiers, ``ddf`` is not a (Dask)
-        DataFrame, or any error a single classifier would raise.
-    TextColumnError
-        A text column cannot hold strings.
-
-    Examples
-    --------
-    >>> import dask.dataframe as dd, pandas as pd, tempfile
-    >>> from dask_classify import DistributedDataClassifier, classify_many
-    >>> from dask_classify.testing import build_tiny_deberta_checkpoint
-    >>> folder = build_tiny_deberta_checkpoint(tempfile.mkdtemp(), ["neg", "pos"],
-    ...                                        tokenizer="bert")
-    >>> ddf = dd.from_pandas(pd.DataFrame({"text": ["good", "bad"]}), npartitions=1)
-    >>> out = classify_many(ddf, [DistributedDataClassifier(folder, label_field="a"),
-    ...                          DistributedDataClassifier(folder, label_field="b",
-    ...                                                    max_chars=2)])
-    >>> list(out.compute().columns)
-    ['text', 'a', 'b']
-    """
-    from dask_classify.pipeline import classify_partition  # torch: on first use only
-
-    classifiers = tuple(classifiers)
-    if not classifiers:
-        raise UsageError("classify_many needs at least one classifier")
-    seen: dict[str, int] = {}
-    for i, clf in enumerate(classifiers):
-        for name in clf.output_fields:
-            if name in seen:
-                raise UsageError(f"classifiers {seen[name]} and {i} both write column {name!r}")
-            seen[name] = i
-    meta_source = getattr(ddf, "_meta", None)
-    is_lazy = meta_source is not None and hasattr(ddf, "map_partitions")
-    frame = meta_source if is_lazy else ddf
-    if not hasattr(frame, "columns"):
-        raise UsageError(f"expected a (Dask) DataFrame, got {type(ddf).__name__}")
-    infos = []
-    for clf in classifiers:
-        clf.validate_frame(frame)
-        info = clf.model_info()
-        clf.validate_model(info)
-        infos.append(info)
-    if not is_lazy:
-        return classify_partition(ddf, classifiers, infos)
-    meta = classify_partition(meta_source.iloc[:0], classifiers, infos)
-    return ddf.map_partitions(classify_partition, classifiers, infos, meta=meta)

@@ -18,35 +18,22 @@ from pathlib import Path
 from typing import Any
 
 from dask_classify.bundled import default_model_dir  # noqa: F401 - its old home
+from dask_classify.classifiers import PUBLISHED, published
 from dask_classify.errors import UsageError, UserError
+from dask_classify.options import ENGINES, OPTION_NAMES, PADDING_SIDES, QUANTIZE, positive_int
 
 PROG = "dask-classify"
 
-CLASSIFIERS = {
-    "quality": "QualityClassifier",
-    "domain": "DomainClassifier",
-    "multilingual-domain": "MultilingualDomainClassifier",
-    "content-type": "ContentTypeClassifier",
-    "fineweb-edu": "FineWebEduClassifier",
-    "fineweb-mixtral-edu": "FineWebMixtralEduClassifier",
-    "fineweb-nemotron-edu": "FineWebNemotronEduClassifier",
-    "finemath": "FineMathClassifier",
-    "prompt-task-complexity": "PromptTaskComplexityClassifier",
-    "aegis": "AegisClassifier",
-    "instruction-data-guard": "InstructionDataGuardClassifier",
-}
-#: Classifiers whose gated base model takes --token.
-TOKEN_CLASSIFIERS = ("aegis", "instruction-data-guard")
+#: Published classifiers by command-line name (the one registry lives in the classifiers).
+CLASSIFIERS = {name: cls for name, (_, cls) in PUBLISHED.items()}
 
 
 def _positive_int(text: str) -> int:
+    """argparse's view of :func:`dask_classify.options.positive_int` (the one rule)."""
     try:
-        value = int(text)
-    except ValueError:
+        return positive_int("value", int(text))
+    except (ValueError, UsageError):
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -94,47 +81,50 @@ def _cluster_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _classifier_options(parser: argparse.ArgumentParser) -> None:
+    """The classifier's flags: each one's ``dest`` is a :class:`ClassifierOptions` field and
+    its default is absent, so :func:`make_classifier` passes exactly the options given."""
     group = parser.add_argument_group("classifier")
     group.add_argument("--model", metavar="DIR_OR_ID",
                        help="checkpoint folder or hub id (default: the bundled sentiment model, "
                             "or the --classifier's published model)")
-    group.add_argument("--classifier", choices=sorted(CLASSIFIERS),
+    group.add_argument("--classifier", choices=sorted(PUBLISHED),
                        help="a published classifier's defaults (columns, lengths, model id)")
-    group.add_argument("--cache-dir", metavar="DIR", help="Hugging Face cache for hub ids")
-    group.add_argument("--text-field", help="text column (default: text)")
-    group.add_argument("--label-field", help="label column to add")
-    group.add_argument("--score-field", help="also add the probabilities (or score) here")
-    group.add_argument("--filter-by", nargs="+", metavar="LABEL",
-                       help="keep only rows with these labels")
-    group.add_argument("--max-chars", type=_positive_int, metavar="N",
-                       help="cut texts to N characters before tokenizing")
-    group.add_argument("--max-seq-length", type=_positive_int, metavar="N",
-                       help="token limit (default: the tokenizer's)")
-    group.add_argument("--batch-size", type=_positive_int, metavar="N",
-                       help="rows per forward pass (default 256)")
-    group.add_argument("--max-batch-tokens", type=_batch_tokens, default="auto",
-                       metavar="N|auto|none",
-                       help="padded tokens per forward pass (default auto: 2048 on CPU, no "
-                            "limit on GPU)")
-    group.add_argument("--padding-side", choices=["right", "left"])
-    group.add_argument("--quantize", choices=["int8"], help="dynamic int8 on CPU (opt-in)")
-    group.add_argument("--engine", choices=["auto", "torch", "onnx"],
-                       help="inference engine (default auto: ONNX Runtime for a model folder "
-                            "that ships its exported graph, like the bundled one, else torch; "
-                            "onnx: export and run any model on ONNX Runtime, needs the [onnx] "
-                            "extra)")
-    group.add_argument("--no-fold-duplicates", dest="fold_duplicates", action="store_false",
-                       default=None, help="classify repeated texts once per row instead of "
-                                          "once per chunk of rows")
-    group.add_argument("--trust-remote-code", action="store_true",
-                       help="allow a hub checkpoint's own code to run")
-    group.add_argument("--revision", help="hub model: branch, tag or commit")
-    group.add_argument("--token", metavar="HF_TOKEN",
-                       help="hub model: a Hugging Face token for gated or private models (for "
-                            "aegis and instruction-data-guard: their LlamaGuard-7b base); "
-                            "default: HF_TOKEN or the saved login")
-    group.add_argument("--local-files-only", action="store_true",
-                       help="hub model: use only the local Hugging Face cache")
+    unset = argparse.SUPPRESS
+
+    def option(*flags: str, **kwargs: Any) -> None:
+        assert kwargs.get("dest", flags[0][2:].replace("-", "_")) in OPTION_NAMES, flags
+        group.add_argument(*flags, default=unset, **kwargs)
+
+    option("--cache-dir", metavar="DIR", help="Hugging Face cache for hub ids")
+    option("--text-field", help="text column (default: text)")
+    option("--label-field", help="label column to add")
+    option("--score-field", help="also add the probabilities (or score) here")
+    option("--filter-by", nargs="+", metavar="LABEL", help="keep only rows with these labels")
+    option("--max-chars", type=_positive_int, metavar="N",
+           help="cut texts to N characters before tokenizing")
+    option("--max-seq-length", type=_positive_int, metavar="N",
+           help="token limit (default: the tokenizer's)")
+    option("--batch-size", dest="model_inference_batch_size", type=_positive_int, metavar="N",
+           help="rows per forward pass (default 256)")
+    option("--max-batch-tokens", type=_batch_tokens, metavar="N|auto|none",
+           help="padded tokens per forward pass (default auto: 2048 on CPU, no limit on GPU)")
+    option("--padding-side", choices=PADDING_SIDES)
+    option("--quantize", choices=[q for q in QUANTIZE if q], help="dynamic int8 on CPU (opt-in)")
+    option("--engine", choices=ENGINES,
+           help="inference engine (default auto: ONNX Runtime for a model folder that ships its "
+                "exported graph, like the bundled one, else torch; onnx: export and run any "
+                "model on ONNX Runtime, needs the [onnx] extra)")
+    option("--no-fold-duplicates", dest="fold_duplicates", action="store_false",
+           help="classify repeated texts once per row instead of once per chunk of rows")
+    option("--trust-remote-code", action="store_true",
+           help="allow a hub checkpoint's own code to run")
+    option("--revision", help="hub model: branch, tag or commit")
+    option("--token", metavar="HF_TOKEN",
+           help="hub model: a Hugging Face token for gated or private models (for aegis and "
+                "instruction-data-guard: their LlamaGuard-7b base); default: HF_TOKEN or the "
+                "saved login")
+    option("--local-files-only", action="store_true",
+           help="hub model: use only the local Hugging Face cache")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,6 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
+    _add_classify(sub, debug)
+    _add_train(sub, debug)
+    _add_evaluate(sub, debug)
+    _add_convert(sub, debug)
+    _add_export(sub, debug)
+    return parser
+
+
+def _add_classify(sub: Any, debug: argparse.ArgumentParser) -> None:
     p = sub.add_parser("classify", parents=[debug], help="classify JSONL/Parquet/CSV/TSV files",
                        description="Classify the text column of files (local or any fsspec URL) "
                                    "and write them with the label (and score) columns added, one "
@@ -192,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     _cluster_options(p)
     p.set_defaults(func=_cmd_classify)
 
+
+def _add_train(sub: Any, debug: argparse.ArgumentParser) -> None:
     p = sub.add_parser("train", parents=[debug], help="fine-tune a classifier from TSV files",
                        description="Fine-tune a BERT-family encoder. The config is NeMo's "
                                    "text-classification YAML (NeMo 1.x files work as they are); "
@@ -209,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the resolved config and exit")
     p.set_defaults(func=_cmd_train)
 
+
+def _add_evaluate(sub: Any, debug: argparse.ArgumentParser) -> None:
     p = sub.add_parser("evaluate", parents=[debug],
                        help="P/R/F1 and confusion matrix of a model on a TSV file",
                        description="Classify a labelled TSV file with the distributed "
@@ -222,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-seq-length", type=_positive_int, metavar="N")
     p.set_defaults(func=_cmd_evaluate)
 
+
+def _add_convert(sub: Any, debug: argparse.ArgumentParser) -> None:
     p = sub.add_parser("convert", parents=[debug],
                        help="convert SST-2/IMDB/ChemProt/THUCNews to TSV",
                        description="Turn a public data set's original files into train.tsv, "
@@ -236,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="THUCNews only: share held out as test")
     p.set_defaults(func=_cmd_convert)
 
+
+def _add_export(sub: Any, debug: argparse.ArgumentParser) -> None:
     p = sub.add_parser("export", parents=[debug],
                        help="export a checkpoint for inference elsewhere (ONNX)",
                        description="Write a checkpoint as an ONNX graph (dynamic batch and "
@@ -253,7 +260,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trust-remote-code", action="store_true",
                    help="allow a hub checkpoint's own code to run")
     p.set_defaults(func=_cmd_export)
-    return parser
 
 
 # --------------------------------------------------------------------------- classify
@@ -271,29 +277,11 @@ def make_classifier(args: argparse.Namespace):
     """
     import dask_classify
 
-    kwargs: dict[str, Any] = {}
-    for attr, key in [("text_field", "text_field"), ("label_field", "label_field"),
-                      ("score_field", "score_field"), ("filter_by", "filter_by"),
-                      ("max_chars", "max_chars"), ("max_seq_length", "max_seq_length"),
-                      ("batch_size", "model_inference_batch_size"),
-                      ("padding_side", "padding_side"), ("quantize", "quantize"),
-                      ("engine", "engine"), ("fold_duplicates", "fold_duplicates"),
-                      ("cache_dir", "cache_dir")]:
-        value = getattr(args, attr, None)
-        if value is not None:
-            kwargs[key] = value
-    if getattr(args, "max_batch_tokens", "auto") != "auto":
-        kwargs["max_batch_tokens"] = args.max_batch_tokens
-    for flag in ("trust_remote_code", "local_files_only"):
-        if getattr(args, flag, False):
-            kwargs[flag] = True
-    if getattr(args, "revision", None) is not None:
-        kwargs["revision"] = args.revision
-    if getattr(args, "token", None):
-        # the LLM classifiers take the token of their gated base model as hf_token
-        kwargs["hf_token" if args.classifier in TOKEN_CLASSIFIERS else "token"] = args.token
+    kwargs = {name: getattr(args, name) for name in OPTION_NAMES if hasattr(args, name)}
     if args.classifier:
-        cls = getattr(dask_classify, CLASSIFIERS[args.classifier])
+        cls = published(args.classifier)
+        if "token" in kwargs:  # the LLM classifiers take their gated base model's token
+            kwargs[cls.token_parameter] = kwargs.pop("token")
         return cls(model_identifier=args.model, **kwargs)
     model = args.model
     if model is None:

@@ -29,7 +29,9 @@ class ClassifierHooks(Protocol):
     ``quantize``; :attr:`model_spec` names the worker's model. Hooks, in the order the pipeline
     calls them: :meth:`format_texts` (with :meth:`format_options`, which decides shared
     tokens), :meth:`token_limit`, :meth:`batch_token_limit`, :meth:`output_columns`,
-    :meth:`filter_mask`, and :meth:`model_info` for partitions where no model ran.
+    :meth:`filter_mask`, and :meth:`model_info` for partitions where no model ran; on the
+    client, :func:`dask_classify.apply.classify_many` reads :attr:`output_fields`,
+    :meth:`validate_frame` and :meth:`validate_model`.
     """
 
     text_field: str
@@ -44,6 +46,13 @@ class ClassifierHooks(Protocol):
 
     @property
     def model_spec(self) -> ModelSpec: ...
+
+    @property
+    def output_fields(self) -> list[str]: ...
+
+    def validate_frame(self, frame: Any) -> None: ...
+
+    def validate_model(self, info: ModelInfo) -> None: ...
 
     def model_info(self) -> ModelInfo: ...
 

@@ -14,20 +14,27 @@ HubOptions(revision='v1', local_files_only=False)
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import numbers
+import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from dask_classify.errors import MissingExtraError, UsageError
 
-__all__ = ["CPU_BATCH_TOKENS", "DEVICE_PATTERN", "ENGINES", "PADDING_SIDES", "HubOptions",
-           "check_device", "check_engine", "positive_int"]
+__all__ = ["CPU_BATCH_TOKENS", "DEVICE_PATTERN", "ENGINES", "PADDING_SIDES", "QUANTIZE",
+           "ClassifierOptions", "HubOptions", "check_device", "check_engine", "positive_int"]
 
 #: Inference engines: ``"auto"`` (ONNX Runtime for a checkpoint that ships a graph of its
 #: weights, else torch), torch, or ONNX Runtime on the CPU.
 ENGINES = ("auto", "torch", "onnx")
 PADDING_SIDES = ("left", "right")
+#: Quantization modes (``None``: the checkpoint's own precision).
+QUANTIZE = (None, "int8")
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 #: Padded tokens per forward pass on the CPU when ``max_batch_tokens="auto"`` (chosen by the
 #: sweep in ``benchmarks/README.md``).
@@ -104,3 +111,123 @@ class HubOptions:
     def key(self) -> tuple:
         """What identifies the fetched files (the token only as whether one is given)."""
         return (self.revision, self.token is not None, bool(self.local_files_only))
+
+
+@dataclass(frozen=True)
+class ClassifierOptions:
+    """A classifier's options, validated once when it is built.
+
+    The one record behind :class:`~dask_classify.DistributedDataClassifier`'s constructor: the
+    fields are its parameters (same names, same defaults; see its docstring for what each does)
+    and the classifier's attributes of these names read from here. Building one checks every
+    value, so that nothing fails later on a worker; :meth:`replace` checks the changed ones.
+
+    Raises
+    ------
+    UsageError
+        A value out of its range, naming the parameter.
+    MissingExtraError
+        ``engine="onnx"`` without the ``[onnx]`` extra.
+
+    Examples
+    --------
+    >>> from dask_classify.options import ClassifierOptions
+    >>> opts = ClassifierOptions("acme/topics", max_chars=100, filter_by="sports")
+    >>> opts.max_chars, opts.filter_by, opts.hub.revision
+    (100, ['sports'], None)
+    >>> opts.replace(max_chars=0)
+    Traceback (most recent call last):
+    ...
+    dask_classify.errors.UsageError: max_chars must be a positive integer or None, not 0
+    """
+
+    model_identifier: str
+    cache_dir: str | None = None
+    text_field: str = "text"
+    label_field: str = "preds"
+    score_field: str | None = None
+    filter_by: Sequence[str] | None = None
+    max_chars: int | None = None
+    max_seq_length: int | None = None
+    padding_side: str = "right"
+    sort_by_length: bool = True
+    fold_duplicates: bool = True
+    model_inference_batch_size: int = 256
+    max_batch_tokens: int | str | None = "auto"
+    autocast: bool = True
+    device: str = "auto"
+    quantize: str | None = None
+    engine: str = "auto"
+    trust_remote_code: bool = False
+    torch_threads: int | None = None
+    multi_label_threshold: float = 0.5
+    revision: str | None = None
+    token: str | bool | None = field(default=None, repr=False)
+    local_files_only: bool = False
+
+    def __post_init__(self) -> None:
+        for name, value in self._checked().items():
+            object.__setattr__(self, name, value)
+
+    def _checked(self) -> dict[str, Any]:
+        """Every field's value after its check (normalised: lists, bools, absolute paths)."""
+        if self.model_identifier is None:
+            raise UsageError("model_identifier is required (a checkpoint folder or hub id)")
+        identifier = os.fspath(self.model_identifier)
+        local = Path(identifier).expanduser()
+        if local.exists():  # workers get the path as the client sees it, never a relative one
+            identifier = str(local.resolve())
+        if self.padding_side not in PADDING_SIDES:
+            raise UsageError(f"padding_side must be 'left' or 'right', not {self.padding_side!r}")
+        device = check_device(self.device)
+        if self.quantize not in QUANTIZE:
+            raise UsageError(f"quantize must be None or 'int8', not {self.quantize!r}")
+        if self.quantize == "int8" and device.startswith("cuda"):
+            raise UsageError(f"quantize='int8' runs on the CPU only, not on device {device!r}")
+        check_engine(self.engine, device, self.quantize)
+        if not isinstance(self.fold_duplicates, bool) and \
+                type(self.fold_duplicates).__name__ != "bool_":
+            raise UsageError(
+                f"fold_duplicates must be True or False, not {self.fold_duplicates!r}")
+        threshold = self.multi_label_threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or \
+                not 0.0 <= float(threshold) <= 1.0:
+            raise UsageError(f"multi_label_threshold must be a number in [0, 1], not "
+                             f"{threshold!r}")
+        filter_by = [self.filter_by] if isinstance(self.filter_by, str) else self.filter_by
+        tokens = self.max_batch_tokens
+        return {
+            "model_identifier": identifier,
+            "filter_by": list(filter_by) if filter_by is not None else None,
+            "max_chars": positive_int("max_chars", self.max_chars, allow_none=True),
+            "max_seq_length": positive_int("max_seq_length", self.max_seq_length,
+                                           allow_none=True, minimum=2),
+            "model_inference_batch_size": positive_int("model_inference_batch_size",
+                                                       self.model_inference_batch_size),
+            "max_batch_tokens": tokens if tokens in ("auto", None) else positive_int(
+                "max_batch_tokens", tokens, extra="'auto'", allow_none=True),
+            "torch_threads": positive_int("torch_threads", self.torch_threads, allow_none=True),
+            "multi_label_threshold": float(threshold),
+            "sort_by_length": bool(self.sort_by_length),
+            "fold_duplicates": bool(self.fold_duplicates),
+            "autocast": bool(self.autocast),
+            "trust_remote_code": bool(self.trust_remote_code),
+            "local_files_only": bool(self.local_files_only),
+        }
+
+    @property
+    def hub(self) -> HubOptions:
+        """``revision``, ``token`` and ``local_files_only`` as one record."""
+        return HubOptions(self.revision, self.token, self.local_files_only)
+
+    def replace(self, **changes: Any) -> ClassifierOptions:
+        """A copy with ``changes`` applied and checked."""
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every option by name, in field order (``token`` included: callers hide it)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+#: The classifier options in the order of the constructor's parameters.
+OPTION_NAMES = tuple(f.name for f in dataclasses.fields(ClassifierOptions))

@@ -221,6 +221,9 @@ class _LlamaGuardClassifier(PublishedClassifier):
     defaults = {"max_seq_length": 4096, "model_inference_batch_size": 64,
                 "padding_side": "left"}
 
+    parameters = ("aegis_variant", "base_model", "base_model_revision")
+    token_parameter = "hf_token"
+
     def __init__(self, model_identifier: str | None = None, *, aegis_variant: str | None = None,
                  base_model: str = LLAMA_GUARD, hf_token: str | bool | None = None,
                  revision: str | None = None, base_model_revision: str | None = None,
@@ -339,6 +342,8 @@ class AegisClassifier(_LlamaGuardClassifier):
 
     default_model_identifier = AEGIS_VARIANTS[0]
     defaults = {**_LlamaGuardClassifier.defaults, "label_field": "aegis_pred", "max_chars": 6000}
+
+    parameters = ("keep_raw_output", "raw_output_field")
 
     def __init__(self, model_identifier: str | None = None, *, aegis_variant: str | None = None,
                  keep_raw_output: bool = False, raw_output_field: str = "_aegis_raw_pred",

@@ -78,6 +78,8 @@ class FineMathClassifier(PublishedClassifier):
     default_model_identifier = "HuggingFaceTB/finemath-classifier"
     defaults = {"max_seq_length": 512, "model_inference_batch_size": 1024}
 
+    parameters = ("int_field", "center_crop_chars")
+
     def __init__(self, model_identifier: str | None = None, *,
                  score_field: str = "finemath_scores", int_field: str = "finemath_int_scores",
                  center_crop_chars: int | None = 10_000, **kwargs: Any) -> None:

@@ -123,6 +123,8 @@ class FineWebEduClassifier(PublishedClassifier):
     prefix: ClassVar[str] = "fineweb-edu-score"
     threshold: ClassVar[float] = 2.5
 
+    parameters = ("int_field",)
+
     def __init__(self, model_identifier: str | None = None, *, score_field: str | None = None,
                  int_field: str | None = None, label_field: str | None = "__default__",
                  **kwargs: Any) -> None:

@@ -201,7 +201,7 @@ def job_fingerprint(classifiers: Any, options: dict[str, Any]) -> tuple[str, dic
     """
     described = []
     for clf in classifiers:
-        params = {k: v for k, v in clf._params().items() if k not in NEUTRAL_PARAMETERS}
+        params = {k: v for k, v in clf.params().items() if k not in NEUTRAL_PARAMETERS}
         settings = getattr(clf, "settings", None)
         described.append({"class": f"{type(clf).__module__}.{type(clf).__qualname__}",
                           "params": json.loads(json.dumps(params, default=str)),
