@@ -32,7 +32,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dask_classify.discovery import Source, discover, output_name
@@ -187,125 +187,186 @@ def classify_files(
     >>> classify_files(str(work / "in"), str(work / "out"), clf).skipped  # done: nothing redone
     1
     """
-    from dask_classify.classifier import DistributedDataClassifier, classify_many
-    from dask_classify.jobs.writers import output_schema
-    from dask_classify.readers import plan_units, read_meta
+    from dask_classify.classifier import DistributedDataClassifier
 
     classifiers = [classifiers] if isinstance(classifiers, DistributedDataClassifier) \
         else list(classifiers)
+    _check_options(classifiers, output_format, on_bad_lines, partition_rows)
+    inputs = [inputs] if isinstance(inputs, str) else [str(i) for i in inputs]
+    options = dict(storage_options or {})
+    sources = discover(inputs, options, input_format)
+    out = OutputFolder(output, options)
+    _refuse_overlap(inputs, sources, out, options)
+    job = _Job(classifiers, out, options, _targets(sources, output_format), output_format,
+               on_bad_lines, blocksize, partition_rows)
+    summary = JobSummary(output=out.url, inputs=len(sources),
+                         outputs={s.url: out.url_of(job.targets[s.url]) for s in sources})
+    fingerprint = job_fingerprint(classifiers, {
+        "input_format": input_format, "output_format": output_format,
+        "on_bad_lines": on_bad_lines})
+    with JobLock(out) as lock:
+        summary.lock_taken_over = lock.taken_over
+        for temp in out.stale_temporaries():  # a killed writer's leftovers; we hold the lock
+            out.fs.rm(temp)
+        manifest = job.open_manifest(*fingerprint, overwrite, summary)
+        todo = job.inputs_to_do(sources, manifest, overwrite, summary)
+        tasks = job.plan_tasks(todo, manifest)
+        job_plan = JobPlan(len(tasks), sum(t.source.size for t in tasks if t.unit.index == 0),
+                           len(todo))
+        if on_start is not None:
+            on_start(summary, job_plan)
+        manifest.save(out)
+        started = time.perf_counter()
+        stream = sys.stdout if progress is True else (progress or None)
+        job.run(tasks, todo, manifest, summary, client, job_plan, stream)
+        summary.finish(len(todo), time.perf_counter() - started)
+        out.write_json(SUMMARY, summary.to_dict())
+    return summary
+
+
+def _check_options(classifiers: list[Any], output_format: str, on_bad_lines: str,
+                   partition_rows: int | None) -> None:
     if not classifiers:
         raise UsageError("classify_files needs at least one classifier")
     if output_format not in OUTPUT_FORMATS:
         raise UsageError(f"output_format must be one of {OUTPUT_FORMATS}, not {output_format!r}")
     if on_bad_lines not in ON_BAD_LINES:
         raise UsageError(f"on_bad_lines must be one of {ON_BAD_LINES}, not {on_bad_lines!r}")
-    size = parse_blocksize(blocksize)
     if partition_rows is not None and (not isinstance(partition_rows, int) or partition_rows < 1):
         raise UsageError(f"partition_rows must be a positive integer or None, "
                          f"not {partition_rows!r}")
-    inputs = [inputs] if isinstance(inputs, str) else [str(i) for i in inputs]
-    options = dict(storage_options or {})
-    stream = sys.stdout if progress is True else (progress or None)
 
-    sources = discover(inputs, options, input_format)
-    out = OutputFolder(output, options)
-    _refuse_overlap(inputs, sources, out, options)
+
+def _targets(sources: list[Source], output_format: str) -> dict[str, str]:
+    """Each input's output folder name; refuses two inputs that would write one output."""
     targets = {s.url: output_name(s.relative, output_format) for s in sources}
     clashes = sorted({t for t in targets.values() if list(targets.values()).count(t) > 1})
     if clashes:
         raise UsageError(f"several inputs would write the same output {clashes}; classify "
                          "them into different output folders")
-    count_field = classifiers[0].label_field if classifiers[0].label_field in \
-        classifiers[0].output_fields else classifiers[0].output_fields[0]
-    summary = JobSummary(output=out.url, inputs=len(sources),
-                         outputs={s.url: out.url_of(targets[s.url]) for s in sources})
-    job, description = job_fingerprint(classifiers, {
-        "input_format": input_format, "output_format": output_format,
-        "on_bad_lines": on_bad_lines})
-    plan_key = {"blocksize": size, "partition_rows": partition_rows}
+    return targets
 
-    with JobLock(out) as lock:
-        summary.lock_taken_over = lock.taken_over
-        for temp in out.stale_temporaries():  # a killed writer's leftovers; we hold the lock
-            out.fs.rm(temp)
-        manifest = Manifest.load(out) or Manifest()
+
+@dataclass
+class _Job:
+    """One ``classify_files`` call's fixed parts, and its steps in the order they run."""
+
+    classifiers: list[Any]
+    out: OutputFolder
+    options: dict[str, Any]
+    targets: dict[str, str]
+    output_format: str
+    on_bad_lines: str
+    blocksize: str | int | None
+    partition_rows: int | None
+
+    def __post_init__(self) -> None:
+        self.size = parse_blocksize(self.blocksize)
+        self.plan_key = {"blocksize": self.size, "partition_rows": self.partition_rows}
+        first = self.classifiers[0]
+        self.count_field = first.label_field if first.label_field in first.output_fields \
+            else first.output_fields[0]
+
+    def open_manifest(self, job: str, description: dict[str, Any], overwrite: bool,
+                      summary: JobSummary) -> Manifest:
+        """The output's manifest, or a new one (with the reason) when the job changed."""
+        manifest = Manifest.load(self.out) or Manifest()
         if overwrite or manifest.job != job:
             if manifest.job is not None and manifest.job != job and not overwrite:
                 reason = what_changed(manifest.job_description, description)
                 summary.redone += [(url, reason)
-                                   for url in manifest.inputs if url in targets]
+                                   for url in manifest.inputs if url in self.targets]
             manifest = Manifest(job, description, {})
+        return manifest
+
+    def inputs_to_do(self, sources: list[Source], manifest: Manifest, overwrite: bool,
+                     summary: JobSummary) -> list[Source]:
+        """The inputs not done yet; a changed or unknown one gets a fresh manifest entry."""
         known = manifest.inputs
         todo: list[Source] = []
         for source in sources:
             entry = known.get(source.url)
-            target = targets[source.url]
+            target = self.targets[source.url]
             if entry is not None and entry.get("output") != target:
                 entry = None
             if entry is not None and (entry.get("fingerprint") != source.fingerprint
-                                      or entry.get("plan") != plan_key):
+                                      or entry.get("plan") != self.plan_key):
                 summary.redone.append((source.url, "the input changed"))
                 entry = None
             if entry is not None and entry.get("complete"):
                 summary.skipped += 1
                 continue
             if entry is None:
-                if out.exists(target):
+                if self.out.exists(target):
                     if not (overwrite or any(source.url == u for u, _ in summary.redone)):
                         raise UsageError(
-                            f"{out.url_of(target)} exists but this output folder's manifest "
-                            "does not record it; remove it, choose another output folder, or "
-                            "use --overwrite")
-                    out.remove(target)
+                            f"{self.out.url_of(target)} exists but this output folder's "
+                            "manifest does not record it; remove it, choose another output "
+                            "folder, or use --overwrite")
+                    self.out.remove(target)
                 known[source.url] = {"output": target, "fingerprint": source.fingerprint,
-                                     "plan": plan_key, "format": source.fmt, "parts": {},
+                                     "plan": self.plan_key, "format": source.fmt, "parts": {},
                                      "complete": False}
             else:
                 summary.resumed.append(source.url)
             todo.append(source)
+        return todo
+
+    def plan_tasks(self, todo: list[Source], manifest: Manifest) -> list[_Task]:
+        """Every unit of ``todo`` not recorded as done, as a task (schemas checked once)."""
+        from dask_classify.readers import plan_units, read_meta
 
         def prepare(source: Source) -> tuple[SourceMeta, list[Unit]]:
-            meta = read_meta(source, on_bad_lines, size)
-            return meta, plan_units(source, blocksize, partition_rows)
+            meta = read_meta(source, self.on_bad_lines, self.size)
+            return meta, plan_units(source, self.blocksize, self.partition_rows)
 
         with ThreadPoolExecutor(max_workers=16) as pool:  # object stores: requests overlap
             prepared = list(pool.map(prepare, todo))
         tasks: list[_Task] = []
         checked: dict[tuple, Any] = {}
         for source, (meta, units) in zip(todo, prepared, strict=True):
-            signature = (tuple(map(str, meta.frame.columns)), tuple(map(str, meta.frame.dtypes)))
-            if signature not in checked:  # validates the classifiers against these columns
-                checked[signature] = classify_many(meta.frame, classifiers)
-            drop = tuple(k for k, _ in source.partition_values) \
-                if output_format == "parquet" else ()
-            schema = (output_schema(checked[signature], meta.sample, _arrow_types(classifiers),
-                                    drop, where=source.url)
-                      if output_format == "parquet" else None)
-            entry = known[source.url]
+            entry = manifest.inputs[source.url]
             entry["units"] = len(units)
-            if out.exists(targets[source.url]):  # resuming: parts finished after the last save
-                _recover_parts(out, targets[source.url], entry, units, output_format)
+            target = self.targets[source.url]
+            if self.out.exists(target):  # resuming: parts finished after the last save
+                _recover_parts(self.out, target, entry, units, self.output_format)
             done = set(entry["parts"])
+            schema = self._schema(source, meta, checked)
             # the sample served the schema; tasks carry only what reading needs (1,000 rows
             # per task made a 37 MiB graph of 1,000 shards)
             meta = replace(meta, sample=meta.sample.iloc[:0])
             share = source.size // max(1, len(units))
-            tasks += [_Task(source, unit, meta, out.join(targets[source.url]), out.url, options,
-                            output_format, schema, on_bad_lines, count_field,
-                            classifiers[0].text_field, share)
+            tasks += [_Task(source, unit, meta, self.out.join(target), self.out.url,
+                            self.options, self.output_format, schema, self.on_bad_lines,
+                            self.count_field, self.classifiers[0].text_field, share)
                       for unit in units if str(unit.index) not in done]
-        job_plan = JobPlan(len(tasks), sum(t.source.size for t in tasks if t.unit.index == 0),
-                           len(todo))
+        return tasks
+
+    def _schema(self, source: Source, meta: SourceMeta, checked: dict[tuple, Any]) -> Any:
+        """The input's Parquet output schema (None for JSONL); validates the classifiers
+        against each distinct set of columns once."""
+        from dask_classify.apply import classify_many
+        from dask_classify.jobs.writers import output_schema
+
+        signature = (tuple(map(str, meta.frame.columns)), tuple(map(str, meta.frame.dtypes)))
+        if signature not in checked:
+            checked[signature] = classify_many(meta.frame, self.classifiers)
+        if self.output_format != "parquet":
+            return None
+        drop = tuple(k for k, _ in source.partition_values)
+        return output_schema(checked[signature], meta.sample, _arrow_types(self.classifiers),
+                             drop, where=source.url)
+
+    def run(self, tasks: list[_Task], todo: list[Source], manifest: Manifest,
+            summary: JobSummary, client: Any, job_plan: JobPlan, stream: Any) -> None:
+        """Run the tasks here or on the cluster, recording each part as it finishes."""
+        classifiers = self.classifiers
         infos = [clf.model_info() for clf in classifiers] if tasks else []  # on the client
-        if on_start is not None:
-            on_start(summary, job_plan)
-        manifest.save(out)
         summary.tasks = len(tasks)
-        started = time.perf_counter()
-        by_url = {s.url: s for s in todo}
-        recorder = _Recorder(out, manifest, summary, by_url, _Progress(len(tasks), stream)
+        recorder = _Recorder(self.out, manifest, summary, {s.url: s for s in todo},
+                             _Progress(len(tasks), stream)
                              if stream is not None and tasks else None,
-                             report_bad_lines=on_bad_lines == "skip")
+                             report_bad_lines=self.on_bad_lines == "skip")
         try:
             if tasks:
                 runner = _resolve_client(client, job_plan)
@@ -320,15 +381,7 @@ def classify_files(
             for source in todo:  # inputs whose every unit was already recorded
                 recorder.finish_if_complete(source.url)
         finally:
-            manifest.save(out)
-        summary.classified = len(todo)
-        summary.seconds = round(time.perf_counter() - started, 3)
-        summary.docs_per_second = (round(summary.rows_in / summary.seconds, 1)
-                                   if summary.seconds else None)
-        summary.labels = dict(sorted(summary.labels.items()))
-        out.write_json(SUMMARY, summary.to_dict())
-    return summary
-
+            manifest.save(self.out)
 
 def _recover_parts(out: OutputFolder, target: str, entry: dict[str, Any], units: list[Unit],
                    fmt: str) -> None:

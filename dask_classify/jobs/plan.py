@@ -153,6 +153,13 @@ class JobSummary:
     tasks: int = 0
     where: str = "in-process"
 
+    def finish(self, classified: int, seconds: float) -> None:
+        """Close the summary: inputs classified, wall time, throughput, labels sorted."""
+        self.classified = classified
+        self.seconds = round(seconds, 3)
+        self.docs_per_second = round(self.rows_in / self.seconds, 1) if self.seconds else None
+        self.labels = dict(sorted(self.labels.items()))
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable summary (what ``_summary.json`` holds)."""
         out = dict(vars(self))
