@@ -20,11 +20,12 @@ subclass whose forward
 * passes the position scores and the mask as an additive bias to PyTorch's fused
   ``scaled_dot_product_attention`` (query-key product, softmax and value product in one kernel).
 
-Results equal the original to float32 rounding (``tests/engine/test_fast_attention.py`` compares them
-on padded batches and several configurations); labels are identical; the speed-up is measured in
-``benchmarks/README.md``. Training, ``output_attentions``, ``query_states`` and any input this
-forward was not written for fall back to the original code. Set the environment variable
-``DASK_CLASSIFY_FAST_ATTENTION=0`` to keep transformers' forward.
+Results equal the original to float32 rounding (``tests/engine/test_fast_attention.py``
+compares them on padded batches and several configurations); labels are identical; the speed-up
+is measured in ``benchmarks/README.md``. Training, ``output_attentions``, ``query_states`` and
+any input this forward was not written for fall back to the original code. Set the environment
+variable ``DASK_CLASSIFY_FAST_ATTENTION=0`` (read on the client when a classifier is built) to
+keep transformers' forward.
 
 The subclass relies on private details of transformers' class (its forward's parameters and a
 few attributes). :func:`speed_up_deberta` checks them before swapping; when a transformers
