@@ -208,6 +208,8 @@ class MeanPoolTwoHeads(nn.Module):
 class SentimentIntensityClassifier(DistributedDataClassifier):
     """A sentiment label and an intensity score from one model."""
 
+    parameters = ("intensity_field",)
+
     def __init__(self, model_identifier, *, intensity_field="intensity", **kwargs):
         self.intensity_field = intensity_field
         super().__init__(model_identifier, **kwargs)
@@ -334,3 +336,14 @@ def test_user_defined_model_on_a_cluster_of_worker_processes(two_heads_ckpt, hf_
     pd.testing.assert_frame_equal(out, local)
     assert out.index.tolist() == df.index.tolist()
     assert all(custom.model_spec.key in keys for keys in loaded.values())
+
+
+def test_a_declared_parameter_is_part_of_the_identity():
+    one = SentimentIntensityClassifier("/m", intensity_field="strength")
+    two = SentimentIntensityClassifier("/m")
+    assert "intensity_field='strength'" in repr(one)
+    assert one.params()["intensity_field"] == "strength"
+    assert one.model_spec.key != two.model_spec.key
+    from dask.base import tokenize
+
+    assert tokenize(one) != tokenize(two)
