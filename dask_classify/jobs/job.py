@@ -37,6 +37,7 @@ from typing import Any
 
 from dask_classify.discovery import Source, discover, output_name
 from dask_classify.errors import UsageError
+from dask_classify.options import positive_int
 from dask_classify.jobs.manifest import (
     SUMMARY,
     JobLock,
@@ -232,9 +233,7 @@ def _check_options(classifiers: list[Any], output_format: str, on_bad_lines: str
         raise UsageError(f"output_format must be one of {OUTPUT_FORMATS}, not {output_format!r}")
     if on_bad_lines not in ON_BAD_LINES:
         raise UsageError(f"on_bad_lines must be one of {ON_BAD_LINES}, not {on_bad_lines!r}")
-    if partition_rows is not None and (not isinstance(partition_rows, int) or partition_rows < 1):
-        raise UsageError(f"partition_rows must be a positive integer or None, "
-                         f"not {partition_rows!r}")
+    positive_int("partition_rows", partition_rows, allow_none=True)
 
 
 def _targets(sources: list[Source], output_format: str) -> dict[str, str]:
