@@ -27,13 +27,13 @@ LAYERS: list[tuple[str, ...]] = [
     ("apply",),
     ("classifier",),
     ("classifiers",),
-    ("cluster", "discovery", "readers"),
+    ("cluster", "readers"),
     ("jobs",),
     ("train",),
     ("testing",),
     # the command line, the package's lazy namespace, and the aliases of moved modules
     ("cli", "__main__", "", "predict", "model", "onnx", "fast_attention",
-     "manifest", "writers"),
+     "manifest", "writers", "discovery"),
 ]
 
 

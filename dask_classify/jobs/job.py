@@ -1,6 +1,6 @@
 """``classify_files``: classify folders of shards, on any filesystem, into an output folder.
 
-One call is one job. Its inputs are discovered once (:mod:`dask_classify.discovery`), every
+One call is one job. Its inputs are discovered once (:mod:`dask_classify.readers.discovery`), every
 file is cut into units (:mod:`dask_classify.readers`), and all units of all files become tasks
 of one Dask graph: each reads its unit, runs the classifiers on it
 (:func:`dask_classify.pipeline.classify_partition`) and writes it as one part file
@@ -35,9 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from dask_classify.discovery import Source, discover, output_name
 from dask_classify.errors import UsageError
-from dask_classify.options import positive_int
 from dask_classify.jobs.manifest import (
     SUMMARY,
     JobLock,
@@ -49,7 +47,9 @@ from dask_classify.jobs.manifest import (
 from dask_classify.jobs.plan import JobPlan, JobSummary, _Task, group_tasks
 from dask_classify.jobs.run import _Progress, _Recorder, _run_distributed, run_units
 from dask_classify.jobs.writers import OUTPUT_FORMATS
+from dask_classify.options import positive_int
 from dask_classify.readers import ON_BAD_LINES, SourceMeta, Unit, parse_blocksize
+from dask_classify.readers.discovery import Source, discover, output_name
 
 __all__ = ["JobPlan", "JobSummary", "classify_files"]
 

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dask_classify.discovery import Source
 from dask_classify.readers import SourceMeta, Unit
+from dask_classify.readers.discovery import Source
 
 __all__ = ["GROUP_BYTES", "JobPlan", "JobSummary", "group_tasks"]
 

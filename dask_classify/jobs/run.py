@@ -12,10 +12,10 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NoReturn
 
-from dask_classify.discovery import Source
 from dask_classify.errors import UserError
 from dask_classify.jobs.manifest import SUCCESS, Manifest, OutputFolder
 from dask_classify.jobs.plan import JobSummary, _Task, group_tasks
+from dask_classify.readers.discovery import Source
 
 __all__ = ["run_unit", "run_units"]
 

@@ -15,6 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import dask_classify.readers as readers
+import dask_classify.readers.base as readers_base
+import dask_classify.readers.units as readers_units
 from dask_classify.cli import main
 from dask_classify.errors import InputError
 from dask_classify.readers import BadLines
@@ -68,7 +70,7 @@ def _compute(source):
 @pytest.fixture
 def small_sample(monkeypatch):
     """Fix the columns from the first 512 bytes, so later blocks are only read at compute time."""
-    monkeypatch.setattr(readers, "SAMPLE_BYTES", 512)
+    monkeypatch.setattr(readers_base, "SAMPLE_BYTES", 512)
 
 
 # --------------------------------------------------------------------------- JSONL
@@ -201,8 +203,8 @@ def test_compressed_jsonl_is_one_partition_and_names_its_line(tmp_path):
 
 def test_each_block_is_read_once_when_the_report_is_computed_too(tmp_path, monkeypatch):
     calls = []
-    reader = readers._UnitReader.__call__
-    monkeypatch.setattr(readers._UnitReader, "__call__",
+    reader = readers_units._UnitReader.__call__
+    monkeypatch.setattr(readers_units._UnitReader, "__call__",
                         lambda self, unit: calls.append(unit.index) or reader(self, unit))
     path = _jsonl(tmp_path / "d.jsonl", [json.dumps(r) for r in _rows(100)])
     source = read_input(path, blocksize="1KiB", on_bad_lines="skip")

@@ -186,9 +186,9 @@ def test_a_value_of_another_type_after_the_first_rows_names_file_and_column(tmp_
 
 
 def test_grouping_keeps_big_and_compressed_units_alone():
-    from dask_classify.discovery import Source
     from dask_classify.jobs.plan import _Task, group_tasks
     from dask_classify.readers import SourceMeta, Unit
+    from dask_classify.readers.discovery import Source
 
     frame = pd.DataFrame({"text": pd.Series([], dtype=object)})
     other = pd.DataFrame({"text": pd.Series([], dtype=object), "x": pd.Series([], dtype=float)})
