@@ -20,7 +20,7 @@ import difflib
 import inspect
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -317,6 +317,10 @@ def load_config(path: str | os.PathLike | Mapping[str, Any] | DictConfig | None 
 
 
 # ------------------------------------------------------------------------------ validation
+#: How a check reports a problem: ``bad(key, message)``.
+_Bad = Callable[[str, str], None]
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -360,6 +364,19 @@ def validate_config(cfg: DictConfig, for_training: bool = True) -> None:
     def bad(key: str, message: str) -> None:
         problems.append(f"{key}: {message}")
 
+    for check in (_check_model, _check_dataset, _check_head, _check_splits, _check_optim,
+                  _check_exp_manager):
+        check(cfg, bad, for_training)
+    precision = cfg.trainer.get("precision")
+    if precision is not None and str(precision) not in _PRECISIONS:
+        bad("trainer.precision", f"must be one of {sorted(_PRECISIONS)}, not {precision!r}")
+    if problems:
+        raise ConfigError("invalid training config:\n  " + "\n  ".join(problems))
+
+
+
+def _check_model(cfg: DictConfig, bad: _Bad, for_training: bool) -> None:
+    """The encoder, tokenizer and paths of ``model``."""
     m = cfg.model
     lm = m.language_model
     if cfg.seed is not None and not _is_int(cfg.seed):
@@ -392,6 +409,10 @@ def validate_config(cfg: DictConfig, for_training: bool = True) -> None:
     if tok is not None and (not isinstance(tok, str) or not tok.strip()):
         bad("model.tokenizer.tokenizer_name", f"must be a non-empty string or null, not {tok!r}")
 
+
+def _check_dataset(cfg: DictConfig, bad: _Bad, for_training: bool) -> None:
+    """``model.dataset``."""
+    m = cfg.model
     ds = m.dataset
     if ds.num_classes is not None and (not _is_int(ds.num_classes) or ds.num_classes < 2):
         bad("model.dataset.num_classes", f"must be an integer >= 2 or null, not "
@@ -407,6 +428,10 @@ def validate_config(cfg: DictConfig, for_training: bool = True) -> None:
     if ds.labels_file is not None and not isinstance(ds.labels_file, str):
         bad("model.dataset.labels_file", f"must be a path or null, not {ds.labels_file!r}")
 
+
+def _check_head(cfg: DictConfig, bad: _Bad, for_training: bool) -> None:
+    """``model.classifier_head``."""
+    m = cfg.model
     head = m.classifier_head
     if not _is_int(head.num_output_layers) or head.num_output_layers < 1:
         bad("model.classifier_head.num_output_layers",
@@ -418,6 +443,10 @@ def validate_config(cfg: DictConfig, for_training: bool = True) -> None:
         bad("model.classifier_head.fc_dropout", f"must be a number in [0, 1), not "
                                                 f"{head.fc_dropout!r}")
 
+
+def _check_splits(cfg: DictConfig, bad: _Bad, for_training: bool) -> None:
+    """``model.train_ds``, ``validation_ds`` and ``test_ds``."""
+    m = cfg.model
     for split in _SPLITS:
         d = m[split]
         key = f"model.{split}"
@@ -437,6 +466,10 @@ def validate_config(cfg: DictConfig, for_training: bool = True) -> None:
     if for_training and m.train_ds.file_path is None:
         bad("model.train_ds.file_path", "required (a sentence<TAB>label TSV file)")
 
+
+def _check_optim(cfg: DictConfig, bad: _Bad, for_training: bool) -> None:
+    """``model.optim`` and its schedule."""
+    m = cfg.model
     opt = m.optim
     if not isinstance(opt.name, str) or opt.name.lower() not in _OPTIMIZERS:
         bad("model.optim.name", f"must be one of {list(_OPTIMIZERS)}, not {opt.name!r}")
@@ -464,6 +497,9 @@ def validate_config(cfg: DictConfig, for_training: bool = True) -> None:
         bad("model.optim.sched.warmup_ratio", f"must be a number in [0, 1) or null, not "
                                               f"{sched.warmup_ratio!r}")
 
+
+def _check_exp_manager(cfg: DictConfig, bad: _Bad, for_training: bool) -> None:
+    """``exp_manager``: folders, checkpoints, loggers."""
     em = cfg.exp_manager
     if em.exp_dir is not None and (not isinstance(em.exp_dir, str) or not em.exp_dir.strip()):
         bad("exp_manager.exp_dir", f"must be a non-empty path or null, not {em.exp_dir!r}")
@@ -487,12 +523,6 @@ def validate_config(cfg: DictConfig, for_training: bool = True) -> None:
                  "create_csv_logger", "create_tensorboard_logger"):
         if not isinstance(em[flag], bool):
             bad(f"exp_manager.{flag}", f"must be true or false, not {em[flag]!r}")
-
-    precision = cfg.trainer.get("precision")
-    if precision is not None and str(precision) not in _PRECISIONS:
-        bad("trainer.precision", f"must be one of {sorted(_PRECISIONS)}, not {precision!r}")
-    if problems:
-        raise ConfigError("invalid training config:\n  " + "\n  ".join(problems))
 
 
 _PRECISIONS = {"64", "32", "16", "bf16", "64-true", "32-true", "16-true", "bf16-true", "16-mixed",
