@@ -478,8 +478,6 @@ def train(config: DictConfig | Mapping[str, Any] | str | os.PathLike | None = No
     if cfg.seed is not None:
         L.seed_everything(int(cfg.seed), workers=True, verbose=False)
 
-    from dask_classify.train.encoder import build_encoder
-
     pretrained = m.language_model.pretrained_model_name
     max_len = int(m.dataset.max_seq_length)
     tokenizer = load_training_tokenizer(m.tokenizer.tokenizer_name or pretrained, max_len,
@@ -487,38 +485,9 @@ def train(config: DictConfig | Mapping[str, Any] | str | os.PathLike | None = No
     data = TextClassificationDataModule(m, tokenizer).load()  # validates every file first
     cfg.model.dataset.num_classes = int(data.num_classes)
 
-    encoder = build_encoder(m.language_model)
-    model = Deberta.from_backbone(str(pretrained or encoder.config.model_type), data.id2label,
-                                  fc_dropout=float(m.classifier_head.fc_dropout),
-                                  num_output_layers=int(m.classifier_head.num_output_layers),
-                                  head_activation=str(m.classifier_head.activation),
-                                  backbone=encoder)
-    _check_lengths(model, max_len)
-    weights = data.class_weights() if m.dataset.class_balancing == "weighted_loss" else None
-    optim = OmegaConf.to_container(m.optim, resolve=True)
-    assert isinstance(optim, dict)
-    module = TextClassificationModule(model, optim, class_weights=weights)
-
-    has_val = "validation_ds" in data.datasets
-    params = cfg.exp_manager.checkpoint_callback_params
-    monitor = params.monitor if has_val else None
-    if params.monitor and not has_val:
-        logger.info("no validation_ds: the last epoch's model is exported as the best model")
-    exporter = BestModelExport(exp_dir / BEST_MODEL_DIR, tokenizer, monitor, params.mode)
-    history = _TrainHistory()
-    callbacks: list[Callback] = [exporter, history]
-    checkpoint: ModelCheckpoint | None = None
-    if cfg.exp_manager.create_checkpoint_callback:
-        name = "{epoch}-{step}" + (f"-{{{monitor}:.4f}}" if monitor else "")
-        checkpoint = ModelCheckpoint(dirpath=str(exp_dir / CHECKPOINT_DIR), filename=name,
-                                     monitor=monitor, mode=params.mode,
-                                     save_top_k=int(params.save_top_k),
-                                     save_last=bool(params.save_last),
-                                     auto_insert_metric_name=False)
-        callbacks.append(checkpoint)
-    loggers = _loggers(cfg, exp_dir)
-    if loggers:
-        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    module = _build_module(m, data, pretrained, max_len)
+    monitor, exporter, history, checkpoint, callbacks, loggers = _callbacks(
+        cfg, exp_dir, tokenizer, has_val="validation_ds" in data.datasets)
 
     trainer = L.Trainer(**_trainer_kwargs(cfg), callbacks=callbacks, logger=loggers or False,
                         enable_checkpointing=checkpoint is not None,
@@ -536,21 +505,10 @@ def train(config: DictConfig | Mapping[str, Any] | str | os.PathLike | None = No
     trainer.strategy.barrier("dask_classify_best_model")
 
     best_model = exp_dir / BEST_MODEL_DIR
-    if exporter.export_step is None and not best_model.is_dir():
-        exporter._export(trainer, module)  # e.g. a resumed run that trained no further epoch
-        trainer.strategy.barrier("dask_classify_best_model_final")
-    if exporter.export_step != trainer.global_step and best_model.is_dir():
-        # The last epoch was not the best: hold the best weights in memory too.
-        from safetensors.torch import load_file
-
-        state = load_file(str(best_model / "model.safetensors"))
-        module.model.load_state_dict(state)
-
-    val_report = None
-    for row, report in zip(module.val_history, module.val_reports, strict=True):
-        if row["epoch"] == exporter.best_epoch:
-            val_report = report  # the last validation of the best epoch
-
+    _hold_best_weights(exporter, trainer, module, best_model)
+    reports = [report for row, report in zip(module.val_history, module.val_reports, strict=True)
+               if row["epoch"] == exporter.best_epoch]
+    val_report = reports[-1] if reports else None  # the last validation of the best epoch
     test_report = None
     if "test_ds" in data.datasets:
         trainer.test(module, datamodule=data, verbose=False)
@@ -588,3 +546,58 @@ def train(config: DictConfig | Mapping[str, Any] | str | os.PathLike | None = No
         write_json(result.to_dict(), exp_dir / "train_result.json")
     return result
 
+
+def _build_module(m: DictConfig, data: TextClassificationDataModule, pretrained: str | None,
+                  max_len: int) -> TextClassificationModule:
+    """The encoder with its head (NVIDIA's checkpoint format) in the Lightning module."""
+    from dask_classify.train.encoder import build_encoder
+
+    encoder = build_encoder(m.language_model)
+    model = Deberta.from_backbone(str(pretrained or encoder.config.model_type), data.id2label,
+                                  fc_dropout=float(m.classifier_head.fc_dropout),
+                                  num_output_layers=int(m.classifier_head.num_output_layers),
+                                  head_activation=str(m.classifier_head.activation),
+                                  backbone=encoder)
+    _check_lengths(model, max_len)
+    weights = data.class_weights() if m.dataset.class_balancing == "weighted_loss" else None
+    optim = OmegaConf.to_container(m.optim, resolve=True)
+    assert isinstance(optim, dict)
+    return TextClassificationModule(model, optim, class_weights=weights)
+
+
+def _callbacks(cfg: DictConfig, exp_dir: Path, tokenizer: Any, has_val: bool) -> tuple:
+    """``(monitor, exporter, history, checkpoint or None, callbacks, loggers)`` of a run."""
+    params = cfg.exp_manager.checkpoint_callback_params
+    monitor = params.monitor if has_val else None
+    if params.monitor and not has_val:
+        logger.info("no validation_ds: the last epoch's model is exported as the best model")
+    exporter = BestModelExport(exp_dir / BEST_MODEL_DIR, tokenizer, monitor, params.mode)
+    history = _TrainHistory()
+    callbacks: list[Callback] = [exporter, history]
+    checkpoint: ModelCheckpoint | None = None
+    if cfg.exp_manager.create_checkpoint_callback:
+        name = "{epoch}-{step}" + (f"-{{{monitor}:.4f}}" if monitor else "")
+        checkpoint = ModelCheckpoint(dirpath=str(exp_dir / CHECKPOINT_DIR), filename=name,
+                                     monitor=monitor, mode=params.mode,
+                                     save_top_k=int(params.save_top_k),
+                                     save_last=bool(params.save_last),
+                                     auto_insert_metric_name=False)
+        callbacks.append(checkpoint)
+    loggers = _loggers(cfg, exp_dir)
+    if loggers:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    return monitor, exporter, history, checkpoint, callbacks, loggers
+
+
+def _hold_best_weights(exporter: BestModelExport, trainer: L.Trainer,
+                       module: TextClassificationModule, best_model: Path) -> None:
+    """Export the best model if no epoch did, and put its weights back into ``module``."""
+    if exporter.export_step is None and not best_model.is_dir():
+        exporter._export(trainer, module)  # e.g. a resumed run that trained no further epoch
+        trainer.strategy.barrier("dask_classify_best_model_final")
+    if exporter.export_step != trainer.global_step and best_model.is_dir():
+        # The last epoch was not the best: hold the best weights in memory too.
+        from safetensors.torch import load_file
+
+        state = load_file(str(best_model / "model.safetensors"))
+        module.model.load_state_dict(state)
