@@ -21,6 +21,7 @@ from dask_classify.apply import classify_many
 from dask_classify.checkpoint import MULTI_LABEL, REGRESSION, ModelInfo, model_info_for
 from dask_classify.engine.spec import ModelSpec, Settings
 from dask_classify.errors import TextColumnError, UsageError
+from dask_classify.hooks import defined_by
 from dask_classify.options import (
     CPU_BATCH_TOKENS,
     ENGINES,  # noqa: F401 - kept importable from here for one release
@@ -239,8 +240,8 @@ class DistributedDataClassifier:
         return ModelSpec(
             self.model_identifier, self.cache_dir, self.trust_remote_code, self.device,
             self.quantize, self.hub,
-            options=(_defined_by(cls, "build_model"), *self.model_options()),
-            tokenizer_options=(_defined_by(cls, "build_tokenizer"), *self.tokenizer_options()),
+            options=(defined_by(cls, "build_model"), *self.model_options()),
+            tokenizer_options=(defined_by(cls, "build_tokenizer"), *self.tokenizer_options()),
             source=self, engine=self.engine,
             default_builder=cls.build_model is DistributedDataClassifier.build_model,
             settings=self.settings,
@@ -621,14 +622,6 @@ class _Option:
 for _name in OPTION_NAMES:
     setattr(DistributedDataClassifier, _name, _Option(_name))
 del _name
-
-
-def _defined_by(cls: type, name: str) -> str:
-    """``module.Qualname`` of the class in ``cls``'s MRO that defines method ``name``."""
-    for klass in cls.__mro__:
-        if name in vars(klass):
-            return f"{klass.__module__}.{klass.__qualname__}"
-    return ""
 
 
 _WARNED: set[str] = set()

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from dask_classify.checkpoint import ModelInfo
     from dask_classify.engine.spec import ModelSpec
 
-__all__ = ["ClassifierHooks"]
+__all__ = ["ClassifierHooks", "defined_by"]
 
 
 @runtime_checkable
@@ -68,3 +68,25 @@ class ClassifierHooks(Protocol):
                        info: ModelInfo | None) -> dict[str, pd.Series]: ...
 
     def filter_mask(self, columns: dict[str, pd.Series], info: ModelInfo) -> np.ndarray: ...
+
+
+def defined_by(cls: type, name: str) -> str:
+    """``module.Qualname`` of the class in ``cls``'s MRO that defines ``name`` ("" if none).
+
+    Cache keys name the code of a hook this way: two classifiers share a tokenizer, a model or
+    the tokens of a chunk only when the same class defines the hook that builds them.
+
+    Examples
+    --------
+    >>> from dask_classify.hooks import defined_by
+    >>> class Base:
+    ...     def format_texts(self, texts): return texts
+    >>> class Child(Base):
+    ...     pass
+    >>> defined_by(Child, "format_texts").endswith("Base")
+    True
+    """
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return f"{klass.__module__}.{klass.__qualname__}"
+    return ""

@@ -41,6 +41,7 @@ import pandas as pd
 from dask_classify.backend import from_host, set_torch_threads, to_host
 from dask_classify.engine.cache import get_model, get_tokenizer
 from dask_classify.engine.run import run_model
+from dask_classify.hooks import defined_by
 from dask_classify.tokenize import prepare_texts, tokenize
 
 if TYPE_CHECKING:
@@ -207,8 +208,7 @@ def classify_partition(part: Any, classifiers: Sequence[ClassifierHooks],
 def _text_key(clf: ClassifierHooks) -> tuple[Any, ...]:
     """What decides the strings a classifier's tokenizer sees (classifiers with equal keys share
     them): the text column, the code of ``format_texts`` and its options."""
-    owner = next(k for k in type(clf).__mro__ if "format_texts" in vars(k))
-    return (clf.text_field, f"{owner.__module__}.{owner.__qualname__}", clf.format_options())
+    return (clf.text_field, defined_by(type(clf), "format_texts"), clf.format_options())
 
 
 def fold_duplicates(texts: list[str]) -> tuple[list[str], np.ndarray | None]:

@@ -43,7 +43,8 @@ from dask_classify.train.encoder import build_encoder, load_encoder_weights  # n
 from dask_classify.train.module import auto_learning_rate, predict_probabilities  # noqa: E402
 from dask_classify.train.nemo import ConfigWarning  # noqa: E402
 
-NEMO_YAML = Path(__file__).resolve().parents[1] / "data" / "nemo" / "text_classification_config.yaml"
+NEMO_YAML = (Path(__file__).resolve().parents[1] / "data" / "nemo"
+             / "text_classification_config.yaml")
 NEMO_INFER_SAMPLES = [
     "by the end of no such thing the audience , like beatrice , has a watchful affection for "
     "the monster .",
