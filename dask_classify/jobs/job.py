@@ -214,12 +214,13 @@ def classify_files(
         tasks = job.plan_tasks(todo, manifest)
         job_plan = JobPlan(len(tasks), sum(t.source.size for t in tasks if t.unit.index == 0),
                            len(todo))
+        infos = [clf.model_info() for clf in classifiers] if tasks else []  # on the client
         if on_start is not None:
             on_start(summary, job_plan)
         manifest.save(out)
         started = time.perf_counter()
         stream = sys.stdout if progress is True else (progress or None)
-        job.run(tasks, todo, manifest, summary, client, job_plan, stream)
+        job.run(tasks, infos, todo, manifest, summary, client, job_plan, stream)
         summary.finish(len(todo), time.perf_counter() - started)
         out.write_json(SUMMARY, summary.to_dict())
     return summary
@@ -356,11 +357,10 @@ class _Job:
         return output_schema(checked[signature], meta.sample, _arrow_types(self.classifiers),
                              drop, where=source.url)
 
-    def run(self, tasks: list[_Task], todo: list[Source], manifest: Manifest,
+    def run(self, tasks: list[_Task], infos: list[Any], todo: list[Source], manifest: Manifest,
             summary: JobSummary, client: Any, job_plan: JobPlan, stream: Any) -> None:
         """Run the tasks here or on the cluster, recording each part as it finishes."""
         classifiers = self.classifiers
-        infos = [clf.model_info() for clf in classifiers] if tasks else []  # on the client
         summary.tasks = len(tasks)
         recorder = _Recorder(self.out, manifest, summary, {s.url: s for s in todo},
                              _Progress(len(tasks), stream)
