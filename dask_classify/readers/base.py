@@ -19,7 +19,8 @@ from dask_classify.errors import InputError, UsageError
 from dask_classify.readers.discovery import Source
 
 ON_BAD_LINES = ("error", "skip")
-
+"""The values of ``on_bad_lines``: ``"error"`` raises on the first bad line, ``"skip"`` drops
+bad lines and counts them."""
 
 SAMPLE_BYTES = 1 << 20
 """Bytes at the start of a JSONL/CSV file whose rows fix the columns and dtypes (the meta)."""
@@ -64,7 +65,27 @@ class BadLines:
 
     @classmethod
     def from_frame(cls, frame: Any) -> BadLines:
-        """The report from the computed :attr:`InputFrame.bad_lines` (a one-row DataFrame)."""
+        """The report held by the computed :attr:`InputFrame.bad_lines`.
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame
+            The one-row frame (``path``, ``count``, ``first_line``, ``first_problem``) that
+            computing :attr:`InputFrame.bad_lines` gives.
+
+        Returns
+        -------
+        BadLines
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame({"path": ["a.csv"], "count": [0],
+        ...                       "first_line": pd.array([None], dtype="Int64"),
+        ...                       "first_problem": [None]})
+        >>> BadLines.from_frame(frame)
+        BadLines(path='a.csv', count=0, first_line=None, first_problem=None)
+        """
         row = frame.iloc[0]
         first_line = None if row["first_line"] is None or frame["first_line"].isna().iloc[0] \
             else int(row["first_line"])
@@ -93,6 +114,10 @@ class InputFrame:
         :meth:`BadLines.from_frame` turns into a :class:`BadLines`. Compute it in the same
         ``compute`` call as (something built on) ``frame``, so that each unit of the file is
         read once. ``None`` when nothing can be skipped (error mode, Parquet).
+
+    See Also
+    --------
+    read_input : builds it; its example computes both attributes.
     """
 
     frame: Any
@@ -103,16 +128,30 @@ class InputFrame:
 class Unit:
     """A piece of one file that one task reads: a byte range, row groups, or the whole stream.
 
+    :func:`plan_units` makes them; exactly one of ``block``, ``row_groups`` and ``stream`` is
+    set.
+
     Attributes
     ----------
     index : int
         Its number within the file (the output part it is written as).
     block : (int, int or None), optional
-        Text: the lines that start in ``[start, stop)`` (``stop=None``: to the end).
+        Uncompressed text: the lines that start in ``[start, stop)`` (``stop=None``: to the
+        end of the file).
     row_groups : tuple of int, optional
-        Parquet: the row groups, and ``row_offset`` the number of the first row.
-    stream : bool
-        A compressed text file read as a stream of pieces of ``piece_rows`` lines.
+        Parquet: the row groups it reads.
+    row_offset : int, default 0
+        Parquet: the number of its first row in the file.
+    stream : bool, default False
+        A compressed text file, read whole as a stream of pieces.
+    piece_bytes : int, optional
+        For a stream: about how many decompressed bytes each piece holds (``None``: one
+        piece).
+
+    Examples
+    --------
+    >>> Unit(0, block=(0, None))
+    Unit(index=0, block=(0, None), row_groups=None, row_offset=0, stream=False, piece_bytes=None)
     """
 
     index: int
@@ -125,8 +164,23 @@ class Unit:
 
 @dataclass(frozen=True)
 class SourceMeta:
-    """What the first rows of a file tell: columns and dtypes (``frame``, empty), a sample of
-    rows (``sample``), and, for text formats, the header line and the bytes before the body."""
+    """What the start of a file tells: its columns and dtypes, and a sample of its rows.
+
+    :func:`read_meta` makes it; :func:`read_unit` gives every unit its columns.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        No rows; the file's columns (hive partition columns included) and their dtypes.
+    sample : pandas.DataFrame
+        Up to ``SAMPLE_ROWS`` of the first rows, with the same columns.
+    header : bytes
+        CSV/TSV: the header line (ending in a line break); empty otherwise.
+    prefix : int
+        Text: the bytes before the first row (a UTF-8 BOM, the CSV header).
+    index_columns : tuple
+        Parquet: the pandas index metadata (dicts as JSON text, so the meta hashes).
+    """
 
     frame: Any
     sample: Any
@@ -141,7 +195,23 @@ def _one_line(exc: BaseException) -> str:
 
 
 def parse_blocksize(blocksize: str | int | None) -> int | None:
-    """Bytes per unit: an int, a size such as ``"64MiB"``, or 0/None/"none" (whole files).
+    """Bytes per unit from an int, a size such as ``"64MiB"``, or 0/None/"none" (whole files).
+
+    Parameters
+    ----------
+    blocksize : str or int or None
+        A number of bytes, or a size that :func:`dask.utils.parse_bytes` reads; ``0``,
+        ``None``, ``""`` and ``"none"`` mean one unit per file.
+
+    Returns
+    -------
+    int or None
+        The bytes per unit, or ``None`` for whole files.
+
+    Raises
+    ------
+    UsageError
+        A string that is not a size, or a negative size.
 
     Examples
     --------
@@ -279,7 +349,35 @@ class _BadLines:
 
 
 def summarize_bad_lines(source: Source, stats: list[tuple]) -> BadLines:
-    """Add up the units' bad-line counts; number the file's first bad line."""
+    """The bad lines of one file, from the statistics of its units.
+
+    Parameters
+    ----------
+    source : Source
+        The file.
+    stats : list of tuple
+        The second item of each pair that :func:`read_unit` yields, for every unit of the file:
+        ``(count, first)``, ``first`` being ``(block offset, line in block, problem)`` or
+        ``None``.
+
+    Returns
+    -------
+    BadLines
+        The total count, and the first bad line numbered within the whole file (which reads
+        the file up to that line to count its line breaks).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dask_classify.readers.discovery import discover
+    >>> path = Path(tempfile.mkdtemp()) / "d.jsonl"
+    >>> _ = path.write_text('{"a": 1}\\n' * 10)
+    >>> source = discover([str(path)])[0]
+    >>> report = summarize_bad_lines(source, [(1, (9, 2, "not valid JSON")), (0, None)])
+    >>> report.count, report.first_line, report.first_problem
+    (1, 3, 'not valid JSON')
+    """
     count = sum(n for n, _ in stats)
     firsts = [first for _, first in stats if first is not None]
     if not firsts:
@@ -350,11 +448,7 @@ def _drop_lines(data: bytes, spans: list[tuple[int, int]]) -> bytes:
 
 
 def _is_utf8(data: bytes) -> bool:
-    """Whether ``data`` is valid UTF-8, checked by pyarrow without building a str.
-
-    About 15x faster than ``bytes.decode`` on text with emoji or CJK (which decodes to a
-    4-byte-per-character str).
-    """
+    """Whether ``data`` is valid UTF-8, checked by pyarrow without building a str."""
     import numpy as np
     import pyarrow as pa
 
@@ -399,7 +493,30 @@ def _thaw(entry: Any) -> Any:
 
 
 def add_partition_columns(frame: Any, source: Source) -> Any:
-    """``frame`` with the hive partition values of ``source``'s path as string columns."""
+    """``frame`` with the hive partition values of ``source``'s path as string columns.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Rows of ``source``.
+    source : Source
+        The file; its :attr:`~dask_classify.readers.discovery.Source.partition_values` come
+        from ``key=value`` folders below the input folder.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with one string column per partition key (``frame`` itself when there is none).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from dask_classify.readers.discovery import Source
+    >>> source = Source("/in/lang=en/a.jsonl", "file", "/in/lang=en/a.jsonl", "jsonl", None, 0,
+    ...                 "{}", "lang=en/a.jsonl", partition_values=(("lang", "en"),))
+    >>> add_partition_columns(pd.DataFrame({"text": ["a", "b"]}), source)["lang"].tolist()
+    ['en', 'en']
+    """
     if not source.partition_values:
         return frame
     import pandas as pd

@@ -63,7 +63,7 @@ def _no_short_rows(data: bytes, df: Any, sep: str, ncols: int) -> bool:
     The quick way: record boundaries from the quote parity of each line break (numpy), then
     only the candidate records are parsed again. False when that cannot tell (the records do
     not pair with the rows, many candidates, a short record found): the caller then checks
-    every record with the csv module (about 5x slower than pandas' parse).
+    every record with the csv module, which is much slower.
     """
     import numpy as np
 

@@ -79,27 +79,66 @@ class Source:
     options: str = "{}"
 
     def filesystem(self) -> Any:
-        """The fsspec filesystem of this file (fsspec caches instances per process)."""
+        """The fsspec filesystem of this file (fsspec caches instances per process).
+
+        Returns
+        -------
+        fsspec.AbstractFileSystem
+            Opened with the storage options the file was discovered with.
+        """
         import fsspec
 
         return fsspec.filesystem(self.protocol, **json.loads(self.options))
 
     def open(self, decompress: bool = True) -> Any:
-        """A binary file object (decompressed as it is read, unless ``decompress=False``)."""
+        """Open the file for reading.
+
+        Parameters
+        ----------
+        decompress : bool, default True
+            Decompress a compressed file as it is read; ``False`` gives the raw bytes.
+
+        Returns
+        -------
+        file-like
+            A binary file object; use it as a context manager.
+        """
         return self.filesystem().open(self.path, "rb",
                                       compression=self.compression if decompress else None)
 
     @property
     def is_local(self) -> bool:
+        """Whether the file is on the local filesystem (protocol ``file``/``local``)."""
         return self.protocol in ("file", "local")
 
 
 def detect_format(name: str, forced: str | None = None) -> str:
     """The input format of the file ``name``: ``forced`` if given, else from its extension.
 
+    A compression suffix (``.gz``, ``.bz2``, ``.xz``, ``.zst``) is looked through.
+
+    Parameters
+    ----------
+    name : str
+        A path or URL.
+    forced : {"jsonl", "parquet", "csv", "tsv"}, optional
+        The format to use whatever the extension.
+
+    Returns
+    -------
+    str
+        One of ``INPUT_FORMATS``.
+
+    Raises
+    ------
+    UsageError
+        A ``forced`` format that is not one of ``INPUT_FORMATS``.
+    InputError
+        An extension that tells no format (and no ``forced``).
+
     Examples
     --------
-    >>> from dask_classify.discovery import detect_format
+    >>> from dask_classify.readers.discovery import detect_format
     >>> detect_format("docs.jsonl.gz"), detect_format("s3://b/t.tab"), detect_format("x", "csv")
     ('jsonl', 'tsv', 'csv')
     """
@@ -121,11 +160,21 @@ def detect_format(name: str, forced: str | None = None) -> str:
 
 
 def compression_of(name: str) -> str | None:
-    """fsspec's compression name for ``name``'s suffix, or None.
+    """fsspec's compression name for ``name``'s suffix.
+
+    Parameters
+    ----------
+    name : str
+        A path or URL.
+
+    Returns
+    -------
+    str or None
+        ``"gzip"``, ``"bz2"``, ``"xz"`` or ``"zstd"``; ``None`` for any other suffix.
 
     Examples
     --------
-    >>> from dask_classify.discovery import compression_of
+    >>> from dask_classify.readers.discovery import compression_of
     >>> compression_of("a.jsonl.zst"), compression_of("a.parquet")
     ('zstd', None)
     """
@@ -133,15 +182,27 @@ def compression_of(name: str) -> str | None:
 
 
 def output_name(relative: str, fmt: str) -> str:
-    """The output folder of an input below the job's output: its relative path, without a
-    compression suffix and a known format extension, plus ``.<fmt>``.
+    """The output folder of an input, relative to the job's output folder.
 
-    Only those suffixes are removed, so the part files of a data set (``part.00000.parquet``,
-    ``part.00001.parquet``) keep distinct names.
+    The input's relative path without a compression suffix and a known format extension, plus
+    ``.<fmt>``. Only those suffixes are removed, so the part files of a data set
+    (``part.00000.parquet``, ``part.00001.parquet``) keep distinct names.
+
+    Parameters
+    ----------
+    relative : str
+        :attr:`Source.relative` of the input.
+    fmt : str
+        The output format (its extension).
+
+    Returns
+    -------
+    str
+        A ``/``-separated relative path.
 
     Examples
     --------
-    >>> from dask_classify.discovery import output_name
+    >>> from dask_classify.readers.discovery import output_name
     >>> output_name("news.jsonl.gz", "parquet")
     'news.parquet'
     >>> output_name("year=2024/part.00001.parquet", "jsonl")
@@ -214,7 +275,7 @@ def discover(inputs: Sequence[str], storage_options: dict[str, Any] | None = Non
     --------
     >>> import tempfile
     >>> from pathlib import Path
-    >>> from dask_classify.discovery import discover
+    >>> from dask_classify.readers.discovery import discover
     >>> d = Path(tempfile.mkdtemp())
     >>> for name in ("b.jsonl", "a.jsonl", ".hidden", "_SUCCESS", "lang=en/c.jsonl"):
     ...     (d / name).parent.mkdir(exist_ok=True)

@@ -40,15 +40,42 @@ from dask_classify.readers.parquet import _parquet_meta, _parquet_units, _read_r
 
 def read_meta(source: Source, on_bad_lines: str = "error",
               blocksize: int | None = None) -> SourceMeta:
-    """The columns and dtypes of ``source`` (an empty frame) and a sample of its first rows.
+    """The columns and dtypes of ``source`` and a sample of its first rows.
 
-    Partition columns of a hive path (``key=value`` folders) are added as string columns.
+    JSONL and CSV/TSV columns come from the rows in the first ``SAMPLE_BYTES`` of the file,
+    Parquet columns from its footer. Partition columns of a hive path (``key=value`` folders)
+    are added as string columns.
+
+    Parameters
+    ----------
+    source : Source
+        The file (from :func:`~dask_classify.readers.discovery.discover`).
+    on_bad_lines : {"error", "skip"}, default "error"
+        What a bad line among the first rows does: raise, or drop it.
+    blocksize : int, optional
+        CSV/TSV: the bytes of the first unit, read whole when the sample ends inside a quoted
+        field (see :func:`plan_units`).
+
+    Returns
+    -------
+    SourceMeta
 
     Raises
     ------
     InputError
         A file that cannot be opened, an empty file, a Parquet file without a valid footer, a
         bad line among the first rows (error mode), or a partition key that is also a column.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dask_classify.readers.discovery import discover
+    >>> path = Path(tempfile.mkdtemp()) / "d.csv"
+    >>> _ = path.write_text("id,text\\n1,a\\n2,b\\n")
+    >>> meta = read_meta(discover([str(path)])[0])
+    >>> list(meta.frame.columns), len(meta.sample), meta.header
+    (['id', 'text'], 2, b'id,text\\n')
     """
     skip = on_bad_lines == "skip"
     if source.fmt == "parquet":
@@ -82,10 +109,16 @@ def _rows_blocksize(source: Source, blocksize: int | None, rows: int) -> int | N
 
 def plan_units(source: Source, blocksize: str | int | None = "64MiB",
                partition_rows: int | None = None) -> list[Unit]:
-    """Cut ``source`` into the units tasks read (see the module docstring).
+    """Cut ``source`` into the units that tasks read.
+
+    An uncompressed text file is cut into byte ranges at line breaks (as
+    ``dask.bytes.read_bytes`` cuts them), a Parquet file into groups of row groups; a compressed
+    text file is one stream unit.
 
     Parameters
     ----------
+    source : Source
+        The file (from :func:`~dask_classify.readers.discovery.discover`).
     blocksize : str or int or None, default "64MiB"
         Bytes per unit: text is cut at the first line break after each multiple of it; Parquet
         units gather consecutive row groups up to this many uncompressed bytes.
@@ -94,7 +127,20 @@ def plan_units(source: Source, blocksize: str | int | None = "64MiB",
     partition_rows : int, optional
         Also aim for at most this many rows per unit (or per piece of a compressed stream):
         Parquet row groups are gathered only up to it (a row group is never split); text units
-        shrink to about this many lines, estimated from the file's first ``SAMPLE_BYTES``.
+        shrink to about this many lines, estimated from the file's first ``SAMPLE_BYTES``
+        (never below ``MIN_ROWS_BLOCKSIZE``).
+
+    Returns
+    -------
+    list of Unit
+        In file order, numbered from 0; at least one (an empty file is one empty unit).
+
+    Raises
+    ------
+    UsageError
+        A malformed ``blocksize`` or a ``partition_rows`` below 1.
+    InputError
+        A Parquet file without a valid footer, or a file that cannot be read.
 
     Examples
     --------
@@ -125,10 +171,47 @@ def plan_units(source: Source, blocksize: str | int | None = "64MiB",
 
 def read_unit(source: Source, unit: Unit, meta: SourceMeta,
               on_bad_lines: str = "error") -> Iterator[tuple[Any, tuple]]:
-    """The rows of one unit as pandas frames with the meta's columns: ``(frame, bad stats)``.
+    """The rows of one unit as pandas frames with the meta's columns.
 
     One frame for a byte range or row groups; for a stream unit, one frame per piece, read as
-    the file is decompressed. ``bad stats`` feed :func:`summarize_bad_lines`.
+    the file is decompressed.
+
+    Parameters
+    ----------
+    source : Source
+        The file.
+    unit : Unit
+        One of :func:`plan_units`' units of ``source``.
+    meta : SourceMeta
+        :func:`read_meta` of ``source``.
+    on_bad_lines : {"error", "skip"}, default "error"
+        Raise on the first bad line, or drop bad lines and count them.
+
+    Yields
+    ------
+    frame : pandas.DataFrame
+        Rows in file order, with the columns of ``meta.frame``.
+    stats : tuple
+        The unit's (or piece's) bad lines, for :func:`summarize_bad_lines`.
+
+    Raises
+    ------
+    InputError
+        A bad line (error mode), a JSONL key outside the columns, a CSV quote left open at the
+        unit's end, corrupt Parquet data, or a file that cannot be read or decompressed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from dask_classify.readers.discovery import discover
+    >>> path = Path(tempfile.mkdtemp()) / "d.jsonl"
+    >>> _ = path.write_text('{"text": "a"}\\n[1]\\n{"text": "b"}\\n')
+    >>> source = discover([str(path)])[0]
+    >>> meta = read_meta(source, "skip")
+    >>> [(frame["text"].tolist(), stats[0]) for frame, stats in
+    ...  read_unit(source, plan_units(source)[0], meta, "skip")]
+    [(['a', 'b'], 1)]
     """
     skip = on_bad_lines == "skip"
     if source.fmt == "parquet":
