@@ -342,14 +342,22 @@ def _run_batches(model: Any, ids: list[list[int]], batches: list[Any], pad_id: i
 
 def sweep_batching(folder: Path, corpora: dict[str, list[str]], max_length: int,
                    peak_gflops: float) -> dict[str, Any]:
-    """``run_model`` docs/s and GFLOP/s per batch size and per token budget (rows x width)."""
-    from dask_classify.backend import set_torch_threads
+    """``run_model`` docs/s and GFLOP/s per batch size and per token budget (rows x width),
+    with the process's share of the cores; torch's thread count is put back afterwards (a
+    restarted Dask nanny can leave ``OMP_NUM_THREADS=1`` in this process's environment)."""
+    from dask_classify.backend import default_torch_threads
+
+    with C.torch_threads(default_torch_threads()):
+        return _sweep_batching(folder, corpora, max_length, peak_gflops)
+
+
+def _sweep_batching(folder: Path, corpora: dict[str, list[str]], max_length: int,
+                    peak_gflops: float) -> dict[str, Any]:
     from dask_classify.engine.cache import get_model, get_tokenizer
     from dask_classify.engine.run import run_model
     from dask_classify.engine.spec import ModelSpec
     from dask_classify.tokenize import tokenize
 
-    set_torch_threads(None)
     spec = ModelSpec(str(folder))
     tok = get_tokenizer(spec)
     model, _, device = get_model(spec)

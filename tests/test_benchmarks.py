@@ -80,9 +80,15 @@ def classify_run(bench, work_dir, tmp_path_factory) -> tuple[dict, Path]:
     import torch
 
     scheduler = dask.config.get("scheduler", None)
-    threads = torch.get_num_threads()
-    payload = bench["bench_classify"].main(
-        ["--quick", "--no-scaling", "--sweep", "--out", str(out), "--work-dir", str(work_dir)])
+    with pytest.MonkeyPatch.context() as env:
+        # as a fresh process has it: a nanny started by an earlier test in this process may
+        # have left OMP_NUM_THREADS=1 here (distributed writes its pre-spawn variables into the
+        # parent's environment)
+        env.delenv("OMP_NUM_THREADS", raising=False)
+        threads = torch.get_num_threads()
+        payload = bench["bench_classify"].main(
+            ["--quick", "--no-scaling", "--sweep", "--out", str(out), "--work-dir",
+             str(work_dir)])
     # its several clients closed, the dask config is as it was (a leaked
     # scheduler="dask.distributed" made every later compute() fail with "no Client active")
     assert dask.config.get("scheduler", None) == scheduler
