@@ -365,14 +365,10 @@ def validate_config(cfg: DictConfig, for_training: bool = True) -> None:
         problems.append(f"{key}: {message}")
 
     for check in (_check_model, _check_dataset, _check_head, _check_splits, _check_optim,
-                  _check_exp_manager):
+                  _check_exp_manager, _check_trainer):
         check(cfg, bad, for_training)
-    precision = cfg.trainer.get("precision")
-    if precision is not None and str(precision) not in _PRECISIONS:
-        bad("trainer.precision", f"must be one of {sorted(_PRECISIONS)}, not {precision!r}")
     if problems:
         raise ConfigError("invalid training config:\n  " + "\n  ".join(problems))
-
 
 
 def _check_model(cfg: DictConfig, bad: _Bad, for_training: bool) -> None:
@@ -523,6 +519,13 @@ def _check_exp_manager(cfg: DictConfig, bad: _Bad, for_training: bool) -> None:
                  "create_csv_logger", "create_tensorboard_logger"):
         if not isinstance(em[flag], bool):
             bad(f"exp_manager.{flag}", f"must be true or false, not {em[flag]!r}")
+
+
+def _check_trainer(cfg: DictConfig, bad: _Bad, for_training: bool) -> None:
+    """``trainer.precision`` (the other ``trainer`` keys go to Lightning as they are)."""
+    precision = cfg.trainer.get("precision")
+    if precision is not None and str(precision) not in _PRECISIONS:
+        bad("trainer.precision", f"must be one of {sorted(_PRECISIONS)}, not {precision!r}")
 
 
 _PRECISIONS = {"64", "32", "16", "bf16", "64-true", "32-true", "16-true", "bf16-true", "16-mixed",

@@ -430,6 +430,16 @@ def clean_sentence(text: str) -> str:
     ``\\x1c``-``\\x1e``, ``\\x85``, ``\\u2028``, ``\\u2029``) is replaced, so the file reads the
     same with :func:`read_tsv`, pandas or ``str.splitlines``.
 
+    Parameters
+    ----------
+    text : str
+        A sentence.
+
+    Returns
+    -------
+    str
+        ``text`` with every run of tabs and line breaks replaced by one space, stripped.
+
     Examples
     --------
     >>> clean_sentence("  two\\tcolumns\\r\\nand lines \\u2028 ")
@@ -494,6 +504,13 @@ def write_tsv(path: str | os.PathLike, sentences: Iterable[str], labels: Iterabl
 
 def write_labels_file(path: str | os.PathLike, names: Sequence[str]) -> None:
     """Write label names one a line (line ``i`` names label ``i``), atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write (its folder is created).
+    names : sequence of str
+        The label names in id order; they are written stripped.
 
     Raises
     ------

@@ -76,6 +76,15 @@ class DataFileNotFoundError(DataFormatError, FileNotFoundError):
     """A data file that does not exist: both a :class:`DataFormatError` and a
     :class:`FileNotFoundError`, so either ``except`` clause catches it.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The missing file.
+    problems : sequence of (int or None, str), default ``((None, "file not found"),)``
+        As for :class:`DataFormatError`.
+    total : int, optional
+        As for :class:`DataFormatError`.
+
     Examples
     --------
     >>> from dask_classify.train.data import read_tsv

@@ -37,6 +37,8 @@ from dask_classify.train.tokens import (
     truncated_mask,
 )
 
+# The tokenizer helpers live in train/tokens.py; they stay importable from here,
+# where they were defined before.
 __all__ = [
     "EncodedDataset",
     "LengthGroupedSampler",
@@ -161,10 +163,9 @@ class LengthGroupedSampler(Sampler[int]):
 
     Each epoch the examples are shuffled, cut into chunks of ``batch_size * chunk_batches``,
     each chunk is sorted by length (longest first) and cut into batches, and the batches are
-    shuffled. Batches then hold examples of about one length, so padding (and compute) shrinks:
-    on SST-2 about 3x fewer tokens than random batches. The same idea as Hugging Face's
-    ``group_by_length``. Randomness comes from torch's global generator, as for
-    ``RandomSampler``, so seeding makes it reproducible.
+    shuffled. Batches then hold examples of about one length, so padding (and compute) shrinks.
+    The same idea as Hugging Face's ``group_by_length``. Randomness comes from torch's global
+    generator, as for ``RandomSampler``, so seeding makes it reproducible.
 
     Parameters
     ----------
@@ -275,11 +276,20 @@ class TextClassificationDataModule(L.LightningDataModule):
     def read(self) -> dict[str, pd.DataFrame]:
         """Read and validate every configured file; set ``num_classes`` and ``id2label``.
 
+        Returns
+        -------
+        dict of str to pandas.DataFrame
+            Per configured split, its examples (:func:`~dask_classify.train.data.read_tsv`),
+            cut to ``num_samples`` rows when that is set.
+
         Raises
         ------
         DataFormatError
             A missing file, a malformed line or a label ``>= num_classes`` (all reported as
-            ``file:line``), or a labels file that does not match ``num_classes``.
+            ``file:line``), or a labels file that does not match ``num_classes``; with several
+            bad files, one error listing them all.
+        ConfigError
+            When no ``model.train_ds.file_path`` is configured.
         """
         num_classes = self.cfg.dataset.num_classes
         names = None
@@ -344,10 +354,20 @@ class TextClassificationDataModule(L.LightningDataModule):
         return ids, truncated
 
     def load(self) -> TextClassificationDataModule:
-        """:meth:`read` and tokenize every split (once); returns ``self``.
+        """:meth:`read` and tokenize every split (once).
 
         With ``model.dataset.use_cache: true`` the token ids come from (or go to) a cache file
         next to each TSV file (:class:`TokenCache`).
+
+        Returns
+        -------
+        TextClassificationDataModule
+            ``self``, with ``datasets`` and ``stats`` filled in.
+
+        Raises
+        ------
+        DataFormatError, ConfigError
+            As :meth:`read`.
         """
         if self._loaded:
             return self
@@ -372,14 +392,29 @@ class TextClassificationDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------------ derived values
     def class_weights(self) -> list[float]:
-        """:func:`class_weights` of the training labels (after ``num_samples``)."""
+        """The class weights of ``class_balancing: weighted_loss``.
+
+        Returns
+        -------
+        list of float
+            :func:`class_weights` of the training labels (after ``num_samples``).
+        """
         self.load()
         return class_weights(self.datasets["train_ds"].labels, int(self.num_classes))
 
     def has(self, split: str) -> bool:
-        """Whether ``split`` (``"train_ds"``, ``"validation_ds"``, ``"test_ds"``) has data.
+        """Whether a split has data.
 
-        Before :meth:`load`: whether a file is configured for it; after: whether it was loaded.
+        Parameters
+        ----------
+        split : {"train_ds", "validation_ds", "test_ds"}
+            The split.
+
+        Returns
+        -------
+        bool
+            Before :meth:`load`: whether a file is configured for it; after: whether it was
+            loaded.
         """
         return split in self.datasets or (not self._loaded and self._file(split) is not None)
 

@@ -49,9 +49,8 @@ def auto_learning_rate(hidden_size: int, total_steps: int) -> float:
     ``[1, 2]``: wider encoders take smaller steps (the usual 1/width rule for Adam: 5e-5 for
     a BERT-base-sized 768), and a short run (a small data set) takes up to twice the rate of a
     long one, so that a few dozen optimizer steps still move the weights. The constants come
-    from a sweep with all-MiniLM-L6-v2 on SST-2 (``benchmarks/train_lr_defaults.py --sweep``,
-    accuracy on held-out training rows): with 32 and with 94 optimizer steps the best rate was
-    2e-4 (1e-4 and 5e-4 were worse at both), with 1,250 steps 1e-4 reaches 0.89 on SST-2 dev.
+    from a sweep with all-MiniLM-L6-v2 on SST-2 (``benchmarks/train_lr_defaults.py --sweep``;
+    results in ``benchmarks/README.md``).
 
     Parameters
     ----------

@@ -28,10 +28,22 @@ SAMPLES_SHOWN = 2
 def format_length_stats(split: str, stats: dict[str, Any]) -> str:
     """One line of token-length statistics.
 
+    Parameters
+    ----------
+    split : str
+        The split's name, at the start of the line (``"train_ds"``).
+    stats : dict
+        Its statistics (:func:`dask_classify.train.tokens.length_stats`).
+
+    Returns
+    -------
+    str
+        ``"<split>: no examples"`` for an empty split.
+
     Examples
     --------
     >>> import numpy as np
-    >>> from dask_classify.train.datamodule import length_stats
+    >>> from dask_classify.train.tokens import length_stats
     >>> line = format_length_stats("train_ds", length_stats([3, 5, 8, 8], np.array(
     ...     [False, False, True, False]), 8))
     >>> print(line.replace("; ", ";\\n"))

@@ -68,7 +68,6 @@ def load_training_tokenizer(name: str | os.PathLike, max_seq_length: int,
     --------
     >>> import tempfile
     >>> from dask_classify.testing import build_tokenizer
-    >>> from dask_classify.train.datamodule import load_training_tokenizer
     >>> folder = tempfile.mkdtemp()
     >>> _ = build_tokenizer(folder, "bert", ["a good film", "a bad film"])
     >>> tok = load_training_tokenizer(folder, max_seq_length=128, do_lower_case=True)
@@ -188,6 +187,17 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     Two tokenizers with the same fingerprint produce the same ids for every text; any change of
     vocabulary or normalisation changes it.
 
+    Parameters
+    ----------
+    tokenizer : transformers tokenizer
+        A fast tokenizer (its backend's state is hashed) or a slow one (its vocabulary and
+        ``do_lower_case``).
+
+    Returns
+    -------
+    str
+        A SHA-256 hex digest.
+
     Examples
     --------
     >>> import tempfile
@@ -222,8 +232,8 @@ class TokenCache:
     format version; :meth:`load` serves it only when all of these match, so an edited file, a
     different tokenizer (vocabulary, lower-casing, ...) or another ``max_seq_length`` or
     ``num_samples`` tokenizes afresh (and rewrites the cache). Writes are atomic (so processes of
-one DDP run may write it at once). A folder that
-    cannot be written to only costs the cache (a warning).
+    one DDP run may write it at once). A folder that cannot be written to only costs the cache
+    (a warning).
 
     Parameters
     ----------
@@ -267,7 +277,14 @@ one DDP run may write it at once). A folder that
                       "tokenizer": fingerprint}
 
     def load(self) -> tuple[list[list[int]], np.ndarray] | None:
-        """The cached ``(ids, truncated)``, or None when there is no valid cache."""
+        """Read the cache.
+
+        Returns
+        -------
+        (list of list of int, numpy.ndarray of bool) or None
+            The cached ``(ids, truncated)``; None when there is no cache file, it is unreadable
+            (logged) or it was written for another file content, tokenizer, length or row count.
+        """
         if not self.path.is_file():
             return None
         try:
@@ -284,7 +301,15 @@ one DDP run may write it at once). A folder that
         return ids, truncated
 
     def save(self, ids: Sequence[Sequence[int]], truncated: np.ndarray) -> None:
-        """Write the cache (atomically); a write error is logged, not raised."""
+        """Write the cache (atomically); a write error is logged, not raised.
+
+        Parameters
+        ----------
+        ids : sequence of sequence of int
+            Token ids of each row.
+        truncated : numpy.ndarray of bool
+            Which rows were truncated (:func:`truncated_mask`).
+        """
         lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         flat = np.fromiter((t for row in ids for t in row), dtype=np.int64,

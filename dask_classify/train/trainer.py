@@ -12,7 +12,6 @@ Output folder (``exp_manager.exp_dir``)::
 from __future__ import annotations
 
 import logging
-import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -25,15 +24,22 @@ import torch
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from dask_classify.atomic import atomic_folder
-from dask_classify.engine.loading import save_checkpoint
 from dask_classify.engine.model import Deberta
 from dask_classify.train.config import ConfigError, load_config, validate_config
-from dask_classify.train.datamodule import TextClassificationDataModule, load_training_tokenizer
+from dask_classify.train.datamodule import TextClassificationDataModule
+from dask_classify.train.export import (
+    BestModelExport,
+    export_checkpoint,
+    export_folder,
+    hold_best_weights,
+)
 from dask_classify.train.metrics import write_json
 from dask_classify.train.module import TextClassificationModule
 from dask_classify.train.nemo import ConfigWarning
+from dask_classify.train.tokens import load_training_tokenizer
 
+# BestModelExport, export_checkpoint and export_folder live in train/export.py; they stay
+# importable from here, where they were defined before.
 __all__ = ["BestModelExport", "TrainResult", "experiment_dir", "export_checkpoint",
            "export_folder", "train"]
 
@@ -79,7 +85,7 @@ class TrainResult:
         Optimizer steps the schedule was planned for.
     data_stats : dict
         Per split: token-length statistics and truncation counts
-        (:func:`dask_classify.train.datamodule.length_stats`).
+        (:func:`dask_classify.train.tokens.length_stats`).
     inferred : list of dict
         ``model.infer_samples`` with their predicted ``label`` and ``probability``.
     exported_model : Path or None
@@ -142,146 +148,6 @@ class TrainResult:
             "infer_samples": self.inferred,
             "exported_model": None if self.exported_model is None else str(self.exported_model),
         }
-
-
-def export_checkpoint(model: Deberta, tokenizer: Any, folder: str | os.PathLike) -> Path:
-    """Save ``model`` and ``tokenizer`` as ``folder`` atomically (NVIDIA's checkpoint format, see
-    :mod:`dask_classify.model`).
-
-    The checkpoint is written into a hidden temporary folder beside ``folder`` and renamed into
-    place, so an interrupted run leaves the previous complete ``folder`` (or none), never a
-    half-written one.
-
-    Parameters
-    ----------
-    model : Deberta
-        The classifier to save.
-    tokenizer : transformers tokenizer
-        Saved with it.
-    folder : str or path-like
-        The checkpoint folder; an existing one is replaced. Its parent is created if missing.
-
-    Returns
-    -------
-    pathlib.Path
-        ``folder``, loadable with :func:`dask_classify.load_model`.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> from dask_classify.model import load_model, load_tokenizer
-    >>> from dask_classify.testing import build_tiny_deberta_checkpoint
-    >>> src = build_tiny_deberta_checkpoint(tempfile.mkdtemp(), ["a", "b"], tokenizer="bert")
-    >>> model, _ = load_model(src)
-    >>> out = export_checkpoint(model, load_tokenizer(src), pathlib.Path(tempfile.mkdtemp()) / "m")
-    >>> {"config.json", "model.safetensors"} <= {p.name for p in out.iterdir()}
-    True
-    """
-    folder = Path(folder)
-    with atomic_folder(folder, overwrite=True) as tmp:
-        save_checkpoint(model, tokenizer, tmp)
-    return folder
-
-
-class BestModelExport(Callback):
-    """Export the best model (by ``monitor``) as ``<exp_dir>/best_model`` after validation.
-
-    With ``monitor=None`` the model is exported at the end of every training epoch. The best
-    score travels in Lightning checkpoints, so a resumed run keeps comparing against it. Only
-    the global rank 0 writes.
-
-    Parameters
-    ----------
-    folder : str or path-like
-        Where the best model is exported (see :func:`export_checkpoint`).
-    tokenizer : transformers tokenizer
-        Saved with the model.
-    monitor : str or None
-        A logged validation metric (``"val_f1_macro"``, ``"val_loss"``); None exports after
-        every training epoch.
-    mode : {"max", "min"}, default "max"
-        Whether a larger or a smaller ``monitor`` value is better.
-
-    Attributes
-    ----------
-    best_score : float or None
-        The best ``monitor`` value so far.
-    best_epoch : int or None
-        The epoch it was reached in (the last exported epoch when ``monitor`` is None).
-    export_step : int or None
-        The global step of the last export in this run.
-
-    Examples
-    --------
-    >>> from dask_classify.train.trainer import BestModelExport
-    >>> export = BestModelExport("runs/sst2/best_model", tokenizer=None, monitor="val_loss",
-    ...                          mode="min")
-    >>> export.load_state_dict({"best_score": 0.35, "best_epoch": 3})  # as when resuming
-    >>> export.state_dict()
-    {'best_score': 0.35, 'best_epoch': 3}
-    >>> import lightning as L  # doctest: +SKIP
-    >>> L.Trainer(callbacks=[export]).fit(module, datamodule=data)  # doctest: +SKIP
-    """
-
-    def __init__(self, folder: str | os.PathLike, tokenizer: Any, monitor: str | None,
-                 mode: str = "max") -> None:
-        super().__init__()
-        self.folder = Path(folder)
-        self.tokenizer = tokenizer
-        self.monitor = monitor
-        self.mode = mode
-        self.best_score: float | None = None
-        self.best_epoch: int | None = None
-        self.export_step: int | None = None
-
-    def _improved(self, value: float) -> bool:
-        if math.isnan(value):
-            return False
-        if self.best_score is None:
-            return True
-        return value > self.best_score if self.mode == "max" else value < self.best_score
-
-    def _export(self, trainer: L.Trainer, pl_module: TextClassificationModule) -> None:
-        if trainer.is_global_zero:
-            export_checkpoint(pl_module.model, self.tokenizer, self.folder)
-        self.export_step = int(trainer.global_step)
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: TextClassificationModule) -> None:
-        """Export the model when ``monitor`` improved (skipped in the sanity check).
-
-        Raises
-        ------
-        ConfigError
-            When ``monitor`` was not logged; the message lists the validation metrics that were.
-        """
-        if self.monitor is None or trainer.sanity_checking:
-            return
-        value = trainer.callback_metrics.get(self.monitor)
-        if value is None:
-            known = sorted(k for k in trainer.callback_metrics if k.startswith("val_"))
-            raise ConfigError(
-                f"exp_manager.checkpoint_callback_params.monitor: metric {self.monitor!r} was "
-                f"not logged; logged validation metrics: {known}"
-            )
-        value = float(value)
-        if self._improved(value):
-            self.best_score, self.best_epoch = value, int(trainer.current_epoch)
-            self._export(trainer, pl_module)
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: TextClassificationModule) -> None:
-        """Export the model after every training epoch when ``monitor`` is None."""
-        if self.monitor is None:
-            self.best_epoch = int(trainer.current_epoch)
-            self._export(trainer, pl_module)
-
-    def state_dict(self) -> dict[str, Any]:
-        """``best_score`` and ``best_epoch``, saved in Lightning checkpoints."""
-        return {"best_score": self.best_score, "best_epoch": self.best_epoch}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore ``best_score`` and ``best_epoch`` from a checkpoint (resuming a run)."""
-        self.best_score = state_dict.get("best_score")
-        self.best_epoch = state_dict.get("best_epoch")
 
 
 class _TrainHistory(Callback):
@@ -374,8 +240,18 @@ def _is_rank_zero() -> bool:
 
 
 def experiment_dir(cfg: DictConfig) -> Path:
-    """The output folder: ``exp_manager.exp_dir`` (null: the packaged default), plus
-    ``exp_manager.name`` as a subfolder when set (NeMo's ``<exp_dir>/<name>``).
+    """The output folder of a run.
+
+    Parameters
+    ----------
+    cfg : omegaconf.DictConfig
+        A training config (:func:`~dask_classify.train.config.load_config`).
+
+    Returns
+    -------
+    pathlib.Path
+        ``exp_manager.exp_dir`` (null: the packaged default; ``~`` expanded), plus
+        ``exp_manager.name`` as a subfolder when set (NeMo's ``<exp_dir>/<name>``).
 
     Examples
     --------
@@ -392,22 +268,6 @@ def experiment_dir(cfg: DictConfig) -> Path:
     folder = Path(str(base)).expanduser()
     name = cfg.exp_manager.get("name")
     return folder / str(name) if name else folder
-
-
-def export_folder(nemo_path: str | os.PathLike) -> Path:
-    """Where ``model.nemo_path`` exports the final model: a checkpoint folder of that name,
-    without NeMo's ``.nemo`` suffix (relative paths are relative to the working directory,
-    as in NeMo with its ``hydra.run.dir: .``).
-
-    Examples
-    --------
-    >>> export_folder("text_classification_model.nemo").as_posix()
-    'text_classification_model'
-    >>> export_folder("models/sst2").as_posix()
-    'models/sst2'
-    """
-    path = Path(os.fspath(nemo_path)).expanduser()
-    return path.with_suffix("") if path.suffix == ".nemo" else path
 
 
 def _check_lengths(model: Deberta, max_seq_length: int) -> None:
@@ -472,101 +332,75 @@ def train(config: DictConfig | Mapping[str, Any] | str | os.PathLike | None = No
     """
     cfg = load_config(config, overrides)
     validate_config(cfg, for_training=True)
-    m = cfg.model
     exp_dir = experiment_dir(cfg)
     ckpt_path = _resume_path(cfg, exp_dir)
     if cfg.seed is not None:
         L.seed_everything(int(cfg.seed), workers=True, verbose=False)
 
-    pretrained = m.language_model.pretrained_model_name
-    max_len = int(m.dataset.max_seq_length)
-    tokenizer = load_training_tokenizer(m.tokenizer.tokenizer_name or pretrained, max_len,
-                                        bool(m.dataset.do_lower_case))
-    data = TextClassificationDataModule(m, tokenizer).load()  # validates every file first
-    cfg.model.dataset.num_classes = int(data.num_classes)
+    tokenizer, data = _build_data(cfg)
+    module = _build_module(cfg.model, data)
+    run = _build_trainer(cfg, exp_dir, tokenizer, has_val="validation_ds" in data.datasets)
+    _log_start(cfg, run, data, tokenizer, exp_dir)
 
-    module = _build_module(m, data, pretrained, max_len)
-    monitor, exporter, history, checkpoint, callbacks, loggers = _callbacks(
-        cfg, exp_dir, tokenizer, has_val="validation_ds" in data.datasets)
+    run.trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    run.trainer.strategy.barrier("dask_classify_best_model")
 
-    trainer = L.Trainer(**_trainer_kwargs(cfg), callbacks=callbacks, logger=loggers or False,
-                        enable_checkpointing=checkpoint is not None,
-                        default_root_dir=str(exp_dir))
-    # Before fit() the trainer does not know its rank yet (DDP sets it up in fit); the
-    # launcher's environment does (LOCAL_RANK/NODE_RANK of the processes it starts).
-    from dask_classify.train.summary import infer_samples, log_start
-
-    if _is_rank_zero():
-        exp_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, exp_dir / "config.yaml", resolve=True)
-        log_start(cfg, trainer, data, tokenizer, exp_dir, loggers)
-
-    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
-    trainer.strategy.barrier("dask_classify_best_model")
-
-    best_model = exp_dir / BEST_MODEL_DIR
-    _hold_best_weights(exporter, trainer, module, best_model)
-    reports = [report for row, report in zip(module.val_history, module.val_reports, strict=True)
-               if row["epoch"] == exporter.best_epoch]
-    val_report = reports[-1] if reports else None  # the last validation of the best epoch
-    test_report = None
-    if "test_ds" in data.datasets:
-        trainer.test(module, datamodule=data, verbose=False)
-        test_report = module.test_report
-
-    module.model.cpu().eval()
-    inferred: list[dict[str, Any]] = []
-    exported: Path | None = None
-    if trainer.is_global_zero:
-        inferred = infer_samples(module.model, tokenizer, list(m.infer_samples or []), max_len)
-        if m.nemo_path:
-            exported = export_checkpoint(module.model, tokenizer, export_folder(m.nemo_path))
-            logger.info("model.nemo_path: the trained model is exported as %s", exported)
-    result = TrainResult(
-        exp_dir=exp_dir,
-        best_model=best_model if best_model.is_dir() else None,
-        best_checkpoint=(checkpoint.best_model_path or None) if checkpoint else None,
-        last_checkpoint=(checkpoint.last_model_path or None) if checkpoint else None,
-        monitor=monitor,
-        best_score=exporter.best_score,
-        best_epoch=exporter.best_epoch,
-        history=_merge_history(history.rows, module.val_history, module.train_coverage),
-        val_report=val_report,
-        test_report=test_report,
-        config=cfg,
-        model=module.model,
-        tokenizer=tokenizer,
-        learning_rate=module.learning_rate,
-        optimizer_steps=module.total_steps,
-        data_stats=dict(data.stats),
-        inferred=inferred,
-        exported_model=exported,
-    )
-    if trainer.is_global_zero:
+    hold_best_weights(run.exporter, run.trainer, module, exp_dir / BEST_MODEL_DIR)
+    val_report, test_report = _reports(run, module, data)
+    inferred, exported = _finish_model(cfg.model, run.trainer, module, tokenizer)
+    result = _result(cfg, exp_dir, run, module, data, tokenizer, val_report, test_report,
+                     inferred, exported)
+    if run.trainer.is_global_zero:
         write_json(result.to_dict(), exp_dir / "train_result.json")
     return result
 
 
-def _build_module(m: DictConfig, data: TextClassificationDataModule, pretrained: str | None,
-                  max_len: int) -> TextClassificationModule:
+# ------------------------------------------------------------------------------ train()'s steps
+@dataclass
+class _Run:
+    """The Lightning trainer of a run, with the callbacks and loggers :func:`train` reads."""
+
+    trainer: L.Trainer
+    monitor: str | None
+    exporter: BestModelExport
+    history: _TrainHistory
+    checkpoint: ModelCheckpoint | None
+    loggers: list[Any]
+
+
+def _build_data(cfg: DictConfig) -> tuple[Any, TextClassificationDataModule]:
+    """The training tokenizer and the loaded data (every file validated); sets
+    ``model.dataset.num_classes`` in ``cfg`` to what the data holds."""
+    m = cfg.model
+    tokenizer = load_training_tokenizer(
+        m.tokenizer.tokenizer_name or m.language_model.pretrained_model_name,
+        int(m.dataset.max_seq_length), bool(m.dataset.do_lower_case))
+    data = TextClassificationDataModule(m, tokenizer).load()  # validates every file first
+    cfg.model.dataset.num_classes = int(data.num_classes)
+    return tokenizer, data
+
+
+def _build_module(m: DictConfig, data: TextClassificationDataModule) -> TextClassificationModule:
     """The encoder with its head (NVIDIA's checkpoint format) in the Lightning module."""
     from dask_classify.train.encoder import build_encoder
 
+    pretrained = m.language_model.pretrained_model_name
     encoder = build_encoder(m.language_model)
     model = Deberta.from_backbone(str(pretrained or encoder.config.model_type), data.id2label,
                                   fc_dropout=float(m.classifier_head.fc_dropout),
                                   num_output_layers=int(m.classifier_head.num_output_layers),
                                   head_activation=str(m.classifier_head.activation),
                                   backbone=encoder)
-    _check_lengths(model, max_len)
+    _check_lengths(model, int(m.dataset.max_seq_length))
     weights = data.class_weights() if m.dataset.class_balancing == "weighted_loss" else None
     optim = OmegaConf.to_container(m.optim, resolve=True)
     assert isinstance(optim, dict)
     return TextClassificationModule(model, optim, class_weights=weights)
 
 
-def _callbacks(cfg: DictConfig, exp_dir: Path, tokenizer: Any, has_val: bool) -> tuple:
-    """``(monitor, exporter, history, checkpoint or None, callbacks, loggers)`` of a run."""
+def _build_trainer(cfg: DictConfig, exp_dir: Path, tokenizer: Any, has_val: bool) -> _Run:
+    """The Lightning trainer with the run's callbacks (best-model export, epoch history,
+    checkpoints, learning-rate monitor) and loggers."""
     params = cfg.exp_manager.checkpoint_callback_params
     monitor = params.monitor if has_val else None
     if params.monitor and not has_val:
@@ -586,18 +420,80 @@ def _callbacks(cfg: DictConfig, exp_dir: Path, tokenizer: Any, has_val: bool) ->
     loggers = _loggers(cfg, exp_dir)
     if loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
-    return monitor, exporter, history, checkpoint, callbacks, loggers
+    trainer = L.Trainer(**_trainer_kwargs(cfg), callbacks=callbacks, logger=loggers or False,
+                        enable_checkpointing=checkpoint is not None,
+                        default_root_dir=str(exp_dir))
+    return _Run(trainer, monitor, exporter, history, checkpoint, loggers)
 
 
-def _hold_best_weights(exporter: BestModelExport, trainer: L.Trainer,
-                       module: TextClassificationModule, best_model: Path) -> None:
-    """Export the best model if no epoch did, and put its weights back into ``module``."""
-    if exporter.export_step is None and not best_model.is_dir():
-        exporter._export(trainer, module)  # e.g. a resumed run that trained no further epoch
-        trainer.strategy.barrier("dask_classify_best_model_final")
-    if exporter.export_step != trainer.global_step and best_model.is_dir():
-        # The last epoch was not the best: hold the best weights in memory too.
-        from safetensors.torch import load_file
+def _log_start(cfg: DictConfig, run: _Run, data: TextClassificationDataModule, tokenizer: Any,
+               exp_dir: Path) -> None:
+    """On rank 0: create ``exp_dir``, save the resolved config there, log the run's start."""
+    # Before fit() the trainer does not know its rank yet (DDP sets it up in fit); the
+    # launcher's environment does (LOCAL_RANK/NODE_RANK of the processes it starts).
+    from dask_classify.train.summary import log_start
 
-        state = load_file(str(best_model / "model.safetensors"))
-        module.model.load_state_dict(state)
+    if _is_rank_zero():
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, exp_dir / "config.yaml", resolve=True)
+        log_start(cfg, run.trainer, data, tokenizer, exp_dir, run.loggers)
+
+
+def _reports(run: _Run, module: TextClassificationModule, data: TextClassificationDataModule
+             ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """``(validation report of the best epoch, test report)``; runs the test split if any."""
+    reports = [report for row, report in zip(module.val_history, module.val_reports, strict=True)
+               if row["epoch"] == run.exporter.best_epoch]
+    val_report = reports[-1] if reports else None  # the last validation of the best epoch
+    test_report = None
+    if "test_ds" in data.datasets:
+        run.trainer.test(module, datamodule=data, verbose=False)
+        test_report = module.test_report
+    return val_report, test_report
+
+
+def _finish_model(m: DictConfig, trainer: L.Trainer, module: TextClassificationModule,
+                  tokenizer: Any) -> tuple[list[dict[str, Any]], Path | None]:
+    """Move the model to the CPU (eval mode); on rank 0 predict ``model.infer_samples`` and
+    export the model to ``model.nemo_path``. Returns ``(inferred, exported folder or None)``."""
+    from dask_classify.train.summary import infer_samples
+
+    module.model.cpu().eval()
+    inferred: list[dict[str, Any]] = []
+    exported: Path | None = None
+    if trainer.is_global_zero:
+        inferred = infer_samples(module.model, tokenizer, list(m.infer_samples or []),
+                                 int(m.dataset.max_seq_length))
+        if m.nemo_path:
+            exported = export_checkpoint(module.model, tokenizer, export_folder(m.nemo_path))
+            logger.info("model.nemo_path: the trained model is exported as %s", exported)
+    return inferred, exported
+
+
+def _result(cfg: DictConfig, exp_dir: Path, run: _Run, module: TextClassificationModule,
+            data: TextClassificationDataModule, tokenizer: Any,
+            val_report: dict[str, Any] | None, test_report: dict[str, Any] | None,
+            inferred: list[dict[str, Any]], exported: Path | None) -> TrainResult:
+    """The :class:`TrainResult` of a finished run."""
+    best_model = exp_dir / BEST_MODEL_DIR
+    checkpoint = run.checkpoint
+    return TrainResult(
+        exp_dir=exp_dir,
+        best_model=best_model if best_model.is_dir() else None,
+        best_checkpoint=(checkpoint.best_model_path or None) if checkpoint else None,
+        last_checkpoint=(checkpoint.last_model_path or None) if checkpoint else None,
+        monitor=run.monitor,
+        best_score=run.exporter.best_score,
+        best_epoch=run.exporter.best_epoch,
+        history=_merge_history(run.history.rows, module.val_history, module.train_coverage),
+        val_report=val_report,
+        test_report=test_report,
+        config=cfg,
+        model=module.model,
+        tokenizer=tokenizer,
+        learning_rate=module.learning_rate,
+        optimizer_steps=module.total_steps,
+        data_stats=dict(data.stats),
+        inferred=inferred,
+        exported_model=exported,
+    )

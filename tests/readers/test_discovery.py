@@ -137,9 +137,21 @@ def test_fingerprint_keeps_what_tells_a_changed_file():
     assert fingerprint == {"size": 12, "mtime": "1.5", "ETag": '"abc"'}
 
 
-def test_the_old_module_path_is_the_same_module(monkeypatch):
-    import dask_classify.discovery as old
+def test_the_old_module_paths_are_the_same_modules():
+    # in a fresh interpreter: pytest's --doctest-modules imports the alias files by path, and
+    # its importlib mode puts its own module object back in sys.modules
+    import subprocess
+    import sys
 
-    assert old is discovery
-    monkeypatch.setattr(old, "_ignored", lambda relative: False)
-    assert discovery._ignored("_SUCCESS") is False  # a patch through the alias hits the module
+    code = ("import importlib\n"
+            "pairs = [('dask_classify.discovery', 'dask_classify.readers.discovery'),\n"
+            "         ('dask_classify.manifest', 'dask_classify.jobs.manifest'),\n"
+            "         ('dask_classify.writers', 'dask_classify.jobs.writers')]\n"
+            "for old, new in pairs:\n"
+            "    assert importlib.import_module(old) is importlib.import_module(new), old\n"
+            "import dask_classify.discovery as alias\n"
+            "from dask_classify.readers import discovery\n"
+            "alias._ignored = lambda relative: False\n"
+            "assert discovery._ignored('_SUCCESS') is False\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
