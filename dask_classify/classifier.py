@@ -289,9 +289,7 @@ class DistributedDataClassifier:
         >>> params["max_seq_length"], params["center_crop_chars"]
         (512, 10000)
         """
-        own = [name for klass in reversed(type(self).__mro__)
-               for name in vars(klass).get("parameters", ())]
-        return {**self.options.as_dict(), **{name: getattr(self, name) for name in own}}
+        return {**self.options.as_dict(), **dict(self._declared())}
 
     def __repr__(self) -> str:
         params = self.params()
@@ -372,8 +370,10 @@ class DistributedDataClassifier:
         return self._declared()
 
     def _declared(self) -> tuple:
-        params = self.params()
-        return tuple((name, params[name]) for name in params if name not in OPTION_NAMES)
+        """``(name, value)`` of the :attr:`parameters` declared along the MRO, base first."""
+        names = dict.fromkeys(name for klass in reversed(type(self).__mro__)
+                              for name in vars(klass).get("parameters", ()))
+        return tuple((name, getattr(self, name)) for name in names)
 
     def format_texts(self, texts: list[str]) -> list[str]:
         """The strings the tokenizer sees, from the non-null texts of a chunk (a hook).

@@ -193,13 +193,14 @@ def classify_files(
     classifiers = [classifiers] if isinstance(classifiers, DistributedDataClassifier) \
         else list(classifiers)
     _check_options(classifiers, output_format, on_bad_lines, partition_rows)
+    size = parse_blocksize(blocksize)  # a bad size fails here, before any input is listed
     inputs = [inputs] if isinstance(inputs, str) else [str(i) for i in inputs]
     options = dict(storage_options or {})
     sources = discover(inputs, options, input_format)
     out = OutputFolder(output, options)
     _refuse_overlap(inputs, sources, out, options)
     job = _Job(classifiers, out, options, _targets(sources, output_format), output_format,
-               on_bad_lines, blocksize, partition_rows)
+               on_bad_lines, size, partition_rows)
     summary = JobSummary(output=out.url, inputs=len(sources),
                          outputs={s.url: out.url_of(job.targets[s.url]) for s in sources})
     fingerprint = job_fingerprint(classifiers, {
@@ -257,11 +258,10 @@ class _Job:
     targets: dict[str, str]
     output_format: str
     on_bad_lines: str
-    blocksize: str | int | None
+    size: int | None  # bytes per unit (parsed; None: whole files)
     partition_rows: int | None
 
     def __post_init__(self) -> None:
-        self.size = parse_blocksize(self.blocksize)
         self.plan_key = {"blocksize": self.size, "partition_rows": self.partition_rows}
         first = self.classifiers[0]
         self.count_field = first.label_field if first.label_field in first.output_fields \
@@ -318,7 +318,7 @@ class _Job:
 
         def prepare(source: Source) -> tuple[SourceMeta, list[Unit]]:
             meta = read_meta(source, self.on_bad_lines, self.size)
-            return meta, plan_units(source, self.blocksize, self.partition_rows)
+            return meta, plan_units(source, self.size, self.partition_rows)
 
         with ThreadPoolExecutor(max_workers=16) as pool:  # object stores: requests overlap
             prepared = list(pool.map(prepare, todo))
