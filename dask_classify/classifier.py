@@ -104,13 +104,15 @@ class DistributedDataClassifier:
         ``"cuda"``, ``"cuda:<n>"``.
     quantize : {None, "int8"}, default None
         ``"int8"``: dynamic int8 quantization of the Linear layers (CPU only, opt-in).
-    engine : {"auto", "torch", "onnx"}, default "auto"
+    engine : {"auto", "torch", "onnx", "openvino"}, default "auto"
         ``"onnx"``: run the model with ONNX Runtime on the CPU (the ``[onnx]`` extra), with the
         same batches; its graph is exported once per machine and cached by a hash of the
-        weights (:mod:`dask_classify.engine.onnx_export`).
+        weights (:mod:`dask_classify.engine.onnx_export`). ``"openvino"``: the same graph
+        compiled by OpenVINO for the CPU (the ``[openvino]`` extra; fp32, dynamic shapes,
+        :mod:`dask_classify.engine.openvino_runtime`).
         Labels equal torch's, probabilities agree to 1e-4;
-        a model that cannot be exported runs on torch after one warning. Measured against
-        torch in ``benchmarks/README.md``. ``"auto"``: torch, except for a checkpoint folder
+        a model that cannot be exported (or compiled) runs on torch after one warning. Measured
+        against torch in ``benchmarks/README.md``. ``"auto"``: torch, except for a checkpoint folder
         that ships the graph of its own weights (``dask-classify export`` writes one; the
         bundled model has one), which runs on ONNX Runtime without importing torch or
         transformers, so a small job starts in about a second.

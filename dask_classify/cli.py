@@ -113,7 +113,8 @@ def _classifier_options(parser: argparse.ArgumentParser) -> None:
     option("--engine", choices=ENGINES,
            help="inference engine (default auto: ONNX Runtime for a model folder that ships its "
                 "exported graph, like the bundled one, else torch; onnx: export and run any "
-                "model on ONNX Runtime, needs the [onnx] extra)")
+                "model on ONNX Runtime, needs the [onnx] extra; openvino: the same graph on "
+                "OpenVINO, needs the [openvino] extra)")
     option("--no-fold-duplicates", dest="fold_duplicates", action="store_false",
            help="classify repeated texts once per row instead of once per chunk of rows")
     option("--trust-remote-code", action="store_true",

@@ -26,12 +26,16 @@ from typing import Any
 
 from dask_classify.errors import MissingExtraError, UsageError
 
-__all__ = ["CPU_BATCH_TOKENS", "DEVICE_PATTERN", "ENGINES", "PADDING_SIDES", "QUANTIZE",
-           "ClassifierOptions", "HubOptions", "check_device", "check_engine", "positive_int"]
+__all__ = ["CPU_BATCH_TOKENS", "CPU_ENGINES", "DEVICE_PATTERN", "ENGINES", "PADDING_SIDES",
+           "QUANTIZE", "ClassifierOptions", "HubOptions", "check_device", "check_engine",
+           "positive_int"]
 
 #: Inference engines: ``"auto"`` (ONNX Runtime for a checkpoint that ships a graph of its
-#: weights, else torch), torch, or ONNX Runtime on the CPU.
-ENGINES = ("auto", "torch", "onnx")
+#: weights, else torch), torch, ONNX Runtime or OpenVINO on the CPU.
+ENGINES = ("auto", "torch", "onnx", "openvino")
+#: The engines that run an exported graph on the CPU, and the extra each needs.
+CPU_ENGINES = {"onnx": ("onnx", ("onnxruntime", "onnx")),
+               "openvino": ("openvino", ("openvino", "onnxruntime", "onnx"))}
 PADDING_SIDES = ("left", "right")
 #: Quantization modes (``None``: the checkpoint's own precision).
 QUANTIZE = (None, "int8")
@@ -74,20 +78,32 @@ def check_engine(engine: Any, device: str = "auto", quantize: str | None = None)
     Raises
     ------
     UsageError
-        An unknown engine, or ``"onnx"`` with a CUDA device or with ``quantize``.
+        An unknown engine, or ``"onnx"``/``"openvino"`` with a CUDA device or with
+        ``quantize``.
     MissingExtraError
-        ``"onnx"`` without the ``[onnx]`` extra.
+        ``"onnx"`` without the ``[onnx]`` extra, ``"openvino"`` without ``[openvino]``.
+
+    Examples
+    --------
+    >>> from dask_classify.options import check_engine
+    >>> check_engine("openvino")
+    'openvino'
+    >>> check_engine("openvino", device="cuda")
+    Traceback (most recent call last):
+    ...
+    dask_classify.errors.UsageError: engine='openvino' runs on the CPU only, not on device 'cuda'
     """
     if engine not in ENGINES:
         raise UsageError(f"engine must be one of {list(ENGINES)}, not {engine!r}")
-    if engine == "onnx":
+    if engine in CPU_ENGINES:
+        extra, modules = CPU_ENGINES[engine]
         if device.startswith("cuda"):
-            raise UsageError(f"engine='onnx' runs on the CPU only, not on device {device!r}")
+            raise UsageError(f"engine={engine!r} runs on the CPU only, not on device {device!r}")
         if quantize is not None:
-            raise UsageError("engine='onnx' runs the float32 graph; quantize must be None")
-        for module in ("onnxruntime", "onnx"):
+            raise UsageError(f"engine={engine!r} runs the float32 graph; quantize must be None")
+        for module in modules:
             if importlib.util.find_spec(module) is None:
-                raise MissingExtraError.for_module(module, "onnx", "engine='onnx'")
+                raise MissingExtraError.for_module(module, extra, f"engine={engine!r}")
     return engine
 
 

@@ -5,7 +5,8 @@ classifier's own ``build_model`` depends on (:class:`ModelSpec`), so two classif
 never share a model by accident, and a classifier that is pickled to a worker many times loads
 its model there once.
 
-Engines: torch, or ONNX Runtime on the CPU (:mod:`dask_classify.engine.onnx_export`).
+Engines: torch, or ONNX Runtime or OpenVINO on the CPU (:mod:`dask_classify.engine.onnx_export`,
+:mod:`dask_classify.engine.openvino_runtime`; both run the same cached export).
 With ``engine="auto"``
 (the default) a checkpoint folder that carries a graph exported from exactly its weights
 (``dask-classify export``; the bundled model ships one) runs on ONNX Runtime with the
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 _LOCK = threading.Lock()
 _MODELS: dict[str, tuple[Any, ModelInfo, str]] = {}
 _TOKENIZERS: dict[str, Any] = {}
-_ENGINES: dict[str, str] = {}  # ModelSpec.key -> "torch", "onnx" or "shipped"
+_ENGINES: dict[str, str] = {}  # ModelSpec.key -> "torch", "onnx", "openvino", "shipped"
 
 
 def get_tokenizer(spec: ModelSpec) -> Any:
@@ -104,10 +105,10 @@ def get_model(spec: ModelSpec) -> tuple[Any, ModelInfo, str]:
         without a source) in eval mode on ``device`` (int8-quantized when
         ``spec.quantize == "int8"``), its DeBERTa-v2/v3 attention given
         :mod:`dask_classify.engine.fast_attention`'s forward; with
-        ``spec.engine == "onnx"`` on the CPU an ONNX Runtime session called the same way (its
-        graph exported once per machine,
-        :func:`dask_classify.engine.onnx_export.cached_export`), or the
-        torch model with one warning when the checkpoint cannot be exported.
+        ``spec.engine == "onnx"`` (``"openvino"``) on the CPU an ONNX Runtime session (an
+        OpenVINO compiled model) called the same way (its graph exported once per machine,
+        :func:`dask_classify.engine.onnx_export.cached_export`), or the torch model with one
+        warning when the checkpoint cannot be exported (or compiled).
     info : dask_classify.model.ModelInfo
         The checkpoint's description.
     device : str
@@ -120,7 +121,7 @@ def get_model(spec: ModelSpec) -> tuple[Any, ModelInfo, str]:
     ValueError
         ``quantize="int8"`` on a device that is not the CPU (``device="auto"`` on a GPU worker).
     dask_classify.MissingExtraError
-        ``engine="onnx"`` without the ``[onnx]`` extra.
+        ``engine="onnx"`` without the ``[onnx]`` extra (``"openvino"``: ``[openvino]``).
 
     Examples
     --------
@@ -144,7 +145,7 @@ def get_model(spec: ModelSpec) -> tuple[Any, ModelInfo, str]:
             engine = resolved_engine(spec) if entry is None else None
             if engine == "shipped":
                 entry = _load_shipped(spec)
-            elif engine == "onnx":
+            elif engine in ("onnx", "openvino"):
                 entry = _load_onnx(spec)
             if entry is None:
                 from dask_classify.engine.fast_attention import speed_up_deberta
@@ -174,27 +175,32 @@ def _device(spec: ModelSpec) -> str:
 
 
 def _load_onnx(spec: ModelSpec) -> tuple[Any, ModelInfo, str] | None:
-    """The ONNX Runtime entry of :func:`get_model` (None: run torch, after one warning)."""
+    """The ONNX Runtime or OpenVINO entry of :func:`get_model` (``spec.engine``; None: run
+    torch, after one warning)."""
     from dask_classify.checkpoint import model_info, resolve_model_dir
-    from dask_classify.engine.onnx_export import load_onnx_model
-    from dask_classify.engine.onnx_runtime import OnnxFallbackWarning
 
+    if spec.engine == "openvino":
+        from dask_classify.engine.openvino_runtime import OpenVinoFallbackWarning as Fallback
+        from dask_classify.engine.openvino_runtime import load_openvino_model as load
+    else:
+        from dask_classify.engine.onnx_export import load_onnx_model as load
+        from dask_classify.engine.onnx_runtime import OnnxFallbackWarning as Fallback
+    engine = spec.engine
     device = _device(spec)
     if device != "cpu":  # device="auto" found a GPU on this worker: torch runs it there
-        warnings.warn(f"engine='onnx' runs on the CPU; this worker's device is {device!r}, "
-                      "so torch runs the model", OnnxFallbackWarning, stacklevel=3)
+        warnings.warn(f"engine={engine!r} runs on the CPU; this worker's device is {device!r}, "
+                      "so torch runs the model", Fallback, stacklevel=3)
         return None
     if not spec.default_builder:  # a classifier's own model
-        warnings.warn(f"engine='onnx' exports the checkpoint formats load_model reads; "
+        warnings.warn(f"engine={engine!r} exports the checkpoint formats load_model reads; "
                       f"{spec.options[0] if spec.options else 'a classifier'} builds its own "
-                      "model, so torch runs it",
-                      OnnxFallbackWarning, stacklevel=3)
+                      "model, so torch runs it", Fallback, stacklevel=3)
         return None
     from dask_classify.backend import default_torch_threads
 
-    model = load_onnx_model(spec.identifier, cache_dir=spec.cache_dir,
-                            trust_remote_code=spec.trust_remote_code,
-                            threads=default_torch_threads(), root=spec.settings.onnx_cache)
+    model = load(spec.identifier, cache_dir=spec.cache_dir,
+                 trust_remote_code=spec.trust_remote_code, threads=default_torch_threads(),
+                 root=spec.settings.onnx_cache)
     if model is None:
         return None
     info = model_info(resolve_model_dir(spec.identifier, spec.cache_dir,
@@ -203,8 +209,8 @@ def _load_onnx(spec: ModelSpec) -> tuple[Any, ModelInfo, str] | None:
 
 
 def resolved_engine(spec: ModelSpec) -> str:
-    """What runs ``spec`` in this process: ``"torch"``, ``"onnx"`` (a graph exported into the
-    cache, :func:`dask_classify.engine.onnx_export.cached_export`) or
+    """What runs ``spec`` in this process: ``"torch"``, ``"onnx"`` or ``"openvino"`` (a graph
+    exported into the cache, :func:`dask_classify.engine.onnx_export.cached_export`) or
     ``"shipped"`` (the graph the checkpoint
     folder carries, with its ``tokenizer.json``; torch is not imported).
 

@@ -97,7 +97,7 @@ class ModelSpec:
         ``build_tokenizer()`` (a classifier). None: :func:`dask_classify.model.load_model` and
         :func:`dask_classify.model.load_tokenizer`. Not part of the keys or of equality: the
         options stand for it.
-    engine : {"auto", "torch", "onnx"}, default "auto"
+    engine : {"auto", "torch", "onnx", "openvino"}, default "auto"
         ``"onnx"``: ONNX Runtime on the CPU, torch elsewhere; ``"auto"``: ONNX Runtime when
         the folder ships a graph of these weights, else torch.
     default_builder : bool, default True
@@ -127,7 +127,7 @@ class ModelSpec:
     options: tuple = ()
     tokenizer_options: tuple = ()
     source: Any = field(default=None, compare=False, repr=False)
-    engine: str = "auto"  # "auto", "torch" or "onnx" (ONNX Runtime on the CPU)
+    engine: str = "auto"  # "auto", "torch", "onnx" or "openvino" (on the CPU)
     #: The loader builds the model (not a classifier's own ``build_model``): ONNX can replace it.
     default_builder: bool = True
     settings: Settings = field(default_factory=lambda: Settings.from_environ())

@@ -165,7 +165,8 @@ def test_changed_weights_are_exported_again(tmp_path, corpus, onnx_cache):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"engine": "tensorrt"}, "engine must be one of ['auto', 'torch', 'onnx'], not 'tensorrt'"),
+    ({"engine": "tensorrt"},
+     "engine must be one of ['auto', 'torch', 'onnx', 'openvino'], not 'tensorrt'"),
     ({"engine": "onnx", "device": "cuda"}, "engine='onnx' runs on the CPU only"),
     ({"engine": "onnx", "quantize": "int8"}, "quantize must be None"),
 ])
