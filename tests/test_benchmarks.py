@@ -265,14 +265,34 @@ def test_bench_engines_quick(tmp_path):
     _run_script("bench_engines.py", "--quick", "--out", str(tmp_path))
     result = json.loads((tmp_path / "engines.json").read_text(encoding="utf-8"))["results"][0]
     entry = result["by_threads"]["1"]
-    assert result["model"] == "tiny" and set(entry["median_s"]) == {"torch", "torch_before",
-                                                                     "ort"}
+    quality = entry["quality_vs_torch"]
+    assert result["model"] == "tiny"
+    assert {"torch", "torch_before", "ort", "ort_int8"} <= set(entry["median_s"])
     # the same model on the same batches: ORT and the attention before the change agree
-    assert entry["quality_vs_torch"]["ort"]["same_labels"] == 1.0
-    assert entry["quality_vs_torch"]["ort"]["max_abs_prob_diff"] < 1e-4
-    assert entry["quality_vs_torch"]["torch_before"]["max_abs_prob_diff"] < 1e-5
-    assert all(r > 0 for r in entry["ratios"].values())
-    assert "| tiny | 1 |" in (tmp_path / "engines.md").read_text(encoding="utf-8")
+    assert quality["ort"]["same_labels"] == 1.0
+    assert quality["ort"]["max_abs_prob_diff"] < 1e-4
+    assert quality["torch_before"]["max_abs_prob_diff"] < 1e-5
+    assert all(r > 0 for r in entry["ratios"].values() if not isinstance(r, str))
+    table = (tmp_path / "engines.md").read_text(encoding="utf-8")
+    assert "| tiny | 1 |" in table
+    assert "| model | threads | torch | ORT | OV latency | OV throughput | ORT int8 |" in table
+    # int8 runs against the fp32 reference: some labels may flip, but not the whole set
+    assert 0.0 <= quality["ort_int8"]["same_labels"] <= 1.0
+    assert result["ort_int8"]["source"] == "export"  # the tiny DeBERTa graph is not fused
+
+    pytest.importorskip("openvino")
+    assert set(entry["median_s"]) == {"torch", "torch_before", "ort", "ov_latency",
+                                      "ov_throughput", "ort_int8", "ov_int8"}
+    # OpenVINO fp32 on the ORT graph, synchronous or queued batches: torch's labels and probs
+    for name in ("ov_latency", "ov_throughput"):
+        assert quality[name]["same_labels"] == 1.0
+        assert quality[name]["max_abs_prob_diff"] < 1e-4
+    assert 0.0 <= quality["ov_int8"]["same_labels"] <= 1.0
+    assert entry["ratios"]["ov_best_hint"] in ("LATENCY", "THROUGHPUT")
+    assert entry["ratios"]["best_direct_runtime"] in ("ort", "ov_latency", "ov_throughput")
+    assert entry["ov_throughput_requests"] >= 1 and set(entry["ov_compile_s"]) == {
+        "ov_latency", "ov_throughput", "ov_int8"}
+    assert entry["ov_new_shape_ms"] > 0 and entry["ov_repeat_shape_ms"] > 0
 
 
 @pytest.mark.slow
