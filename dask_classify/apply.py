@@ -25,7 +25,9 @@ def classify_many(ddf: Any, classifiers: Sequence[ClassifierHooks]) -> Any:
     Each classifier adds its own columns, in the order given; rows are kept only where every
     classifier with ``filter_by`` keeps them. Classifiers that share a tokenizer (same model
     folder or tokenizer files), text column, ``max_chars`` and token limit tokenize each
-    partition once. Equivalent to ``c3(c2(c1(ddf)))``, but reads and tokenizes once.
+    partition once. Equivalent to ``c3(c2(c1(ddf)))``, but reads and tokenizes once (twice
+    with ``fold_duplicates="global"``, whose hash pass reads the partitions first and runs the
+    model on each distinct text of the frame once: :mod:`dask_classify.fold`).
 
     Parameters
     ----------
@@ -59,6 +61,7 @@ def classify_many(ddf: Any, classifiers: Sequence[ClassifierHooks]) -> Any:
     >>> list(out.compute().columns)
     ['text', 'a', 'b']
     """
+    from dask_classify.fold import FIRSTS_META, first_texts, global_groups, table_graph, tables_now
     from dask_classify.pipeline import classify_partition  # torch: on first use only
 
     classifiers = tuple(classifiers)
@@ -82,6 +85,20 @@ def classify_many(ddf: Any, classifiers: Sequence[ClassifierHooks]) -> Any:
         clf.validate_model(info)
         infos.append(info)
     if not is_lazy:
-        return classify_partition(ddf, classifiers, infos)
+        return classify_partition(ddf, classifiers, infos, tables_now(ddf, classifiers))
     meta = classify_partition(meta_source.iloc[:0], classifiers, infos)
-    return ddf.map_partitions(classify_partition, classifiers, infos, meta=meta)
+    groups = global_groups(classifiers)
+    if not groups:
+        return ddf.map_partitions(classify_partition, classifiers, infos, meta=meta)
+    import dask
+
+    # fold_duplicates="global": the hash pass, one representative per text, the model on those
+    # (dask_classify.fold); the tables reach every partition as one shared task
+    tables: list[Any] = [None] * len(classifiers)
+    for group in groups:
+        firsts = ddf.map_partitions(first_texts, classifiers[group[0]], meta=FIRSTS_META)
+        for i, table in zip(group, table_graph(firsts, [classifiers[i] for i in group]),
+                            strict=True):
+            tables[i] = table
+    return ddf.map_partitions(classify_partition, classifiers, infos,
+                              dask.delayed(list, pure=True)(tables), meta=meta)

@@ -82,11 +82,16 @@ class DistributedDataClassifier:
         Where batches are padded. Both give the same predictions for NVIDIA-format models.
     sort_by_length : bool, default True
         Batch rows longest first so padding is minimal; results keep the input order.
-    fold_duplicates : bool, default True
+    fold_duplicates : bool or "global", default True
         Classify each distinct text (after ``max_chars``) once per chunk of a partition
         (:data:`dask_classify.pipeline.CHUNK_ROWS` rows) and copy its outputs to the rows that
         repeat it. Every copy is identical; outputs equal those of an unfolded run to float32
-        rounding (rows are batched with other rows). False runs every row.
+        rounding (rows are batched with other rows). False runs every row. ``"global"``: each
+        distinct text of the whole Dask DataFrame (or of a :func:`classify_files` job, across
+        its files) runs once: a first pass hashes every text on the workers and runs the model
+        on one representative per hash, the second joins the outputs back by hash, keeping
+        every row, its order and its index (:mod:`dask_classify.fold`). The source is read
+        twice; the client holds a table of 16 bytes plus the outputs per distinct text.
     model_inference_batch_size : int, default 256
         Most rows per forward pass (halved automatically on CUDA out-of-memory).
     max_batch_tokens : int, "auto" or None, default "auto"
@@ -192,7 +197,7 @@ class DistributedDataClassifier:
         max_seq_length: int | None = None,
         padding_side: str = "right",
         sort_by_length: bool = True,
-        fold_duplicates: bool = True,
+        fold_duplicates: bool | str = True,
         model_inference_batch_size: int = 256,
         max_batch_tokens: int | str | None = "auto",
         autocast: bool = True,

@@ -28,6 +28,13 @@ PROG = "dask-classify"
 CLASSIFIERS = {name: cls for name, (_, cls) in PUBLISHED.items()}
 
 
+def _fold_mode(text: str) -> bool | str:
+    modes = {"chunk": True, "global": "global"}
+    if text not in modes:
+        raise argparse.ArgumentTypeError(f"expected chunk or global, got {text!r}")
+    return modes[text]
+
+
 def _positive_int(text: str) -> int:
     """argparse's view of :func:`dask_classify.options.positive_int` (the one rule)."""
     try:
@@ -115,8 +122,13 @@ def _classifier_options(parser: argparse.ArgumentParser) -> None:
                 "exported graph, like the bundled one, else torch; onnx: export and run any "
                 "model on ONNX Runtime, needs the [onnx] extra; openvino: the same graph on "
                 "OpenVINO, needs the [openvino] extra)")
-    option("--no-fold-duplicates", dest="fold_duplicates", action="store_false",
-           help="classify repeated texts once per row instead of once per chunk of rows")
+    fold = group.add_mutually_exclusive_group()
+    fold.add_argument("--fold-duplicates", type=_fold_mode, metavar="{chunk,global}", default=unset,
+                      help="classify each repeated text once per chunk of rows (chunk, the "
+                           "default) or once in the whole job, across files (global: a hash "
+                           "pass reads the inputs first)")
+    fold.add_argument("--no-fold-duplicates", dest="fold_duplicates", action="store_false",
+                      default=unset, help="classify every row, repeated or not")
     option("--trust-remote-code", action="store_true",
            help="allow a hub checkpoint's own code to run")
     option("--revision", help="hub model: branch, tag or commit")
@@ -441,6 +453,10 @@ def _cmd_classify(args: argparse.Namespace) -> int:
                      if args.on_bad_lines == "skip" else "")
     print(f"rows in: {summary.rows_in}  rows out: {summary.rows_out}  "
           f"null text: {summary.null_text}{skipped_lines}")
+    if summary.distinct_texts is not None:
+        print(f"distinct texts: {summary.distinct_texts} of "
+              f"{summary.rows_in - summary.null_text} (global folding; table "
+              f"{summary.table_bytes / 2**20:.1f} MiB)")
     print("labels: " + ", ".join(f"{k}={v}" for k, v in summary.labels.items()))
     print(f"{summary.docs_per_second} documents/s ({summary.seconds} s)")
     return 0

@@ -36,7 +36,7 @@ class ClassifierHooks(Protocol):
 
     text_field: str
     filter_by: list[str] | None
-    fold_duplicates: bool
+    fold_duplicates: bool | str
     torch_threads: int | None
     model_inference_batch_size: int
     padding_side: str

@@ -167,7 +167,7 @@ class ClassifierOptions:
     max_seq_length: int | None = None
     padding_side: str = "right"
     sort_by_length: bool = True
-    fold_duplicates: bool = True
+    fold_duplicates: bool | str = True
     model_inference_batch_size: int = 256
     max_batch_tokens: int | str | None = "auto"
     autocast: bool = True
@@ -201,10 +201,11 @@ class ClassifierOptions:
         if self.quantize == "int8" and device.startswith("cuda"):
             raise UsageError(f"quantize='int8' runs on the CPU only, not on device {device!r}")
         check_engine(self.engine, device, self.quantize)
-        if not isinstance(self.fold_duplicates, bool) and \
-                type(self.fold_duplicates).__name__ != "bool_":
+        fold = self.fold_duplicates
+        if not (isinstance(fold, bool) or type(fold).__name__ in ("bool", "bool_") or
+                fold == "global"):
             raise UsageError(
-                f"fold_duplicates must be True or False, not {self.fold_duplicates!r}")
+                f"fold_duplicates must be True, False or 'global', not {fold!r}")
         threshold = self.multi_label_threshold
         if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or \
                 not 0.0 <= float(threshold) <= 1.0:
@@ -225,7 +226,7 @@ class ClassifierOptions:
             "torch_threads": positive_int("torch_threads", self.torch_threads, allow_none=True),
             "multi_label_threshold": float(threshold),
             "sort_by_length": bool(self.sort_by_length),
-            "fold_duplicates": bool(self.fold_duplicates),
+            "fold_duplicates": fold if fold == "global" else bool(fold),
             "autocast": bool(self.autocast),
             "trust_remote_code": bool(self.trust_remote_code),
             "local_files_only": bool(self.local_files_only),

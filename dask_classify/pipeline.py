@@ -7,7 +7,9 @@
    and asks the classifier for the strings its tokenizer sees
    (:meth:`DistributedDataClassifier.format_texts`: cut to ``max_chars`` by default, a prompt
    or a crop for some published classifiers), and, one chunk of rows at a time, folds exact
-   duplicate strings into one (:func:`fold_duplicates`: crawled data is full of them);
+   duplicate strings into one (:func:`fold_duplicates`: crawled data is full of them) or, with
+   ``fold_duplicates="global"``, looks each string's outputs up in the table built over the
+   whole collection (:mod:`dask_classify.fold`) instead of steps 2-3;
 2. tokenizes the distinct strings with the worker's cached tokenizer (once per chunk for all
    classifiers that share the tokenizer, text column, text format and token limit,
    :meth:`DistributedDataClassifier.token_limit`);
@@ -41,6 +43,7 @@ import pandas as pd
 from dask_classify.backend import from_host, set_torch_threads, to_host
 from dask_classify.engine.cache import get_model, get_tokenizer
 from dask_classify.engine.run import run_model
+from dask_classify.hashing import OutputTable, hash_texts
 from dask_classify.hooks import defined_by
 from dask_classify.tokenize import prepare_texts, tokenize
 
@@ -123,7 +126,8 @@ def profile() -> Iterator[PipelineProfile]:
 
 
 def classify_partition(part: Any, classifiers: Sequence[ClassifierHooks],
-                       infos: Sequence[ModelInfo | None] | None = None) -> Any:
+                       infos: Sequence[ModelInfo | None] | None = None,
+                       tables: Sequence[OutputTable | None] | None = None) -> Any:
     """Run several classifiers over one partition; each adds its columns, filters are ANDed.
 
     Classifiers that share a tokenizer, text column, text format and token limit tokenize the
@@ -140,6 +144,11 @@ def classify_partition(part: Any, classifiers: Sequence[ClassifierHooks],
         Each classifier's :meth:`~DistributedDataClassifier.model_info` as read on the client,
         for partitions where the model did not run (no row has text, and the ``meta``), so that
         their columns get the same dtypes. Read here when needed and not given.
+    tables : sequence of OutputTable or None, optional
+        ``fold_duplicates="global"``: each classifier's outputs by text hash, built over the
+        whole collection (:mod:`dask_classify.fold`); a classifier with a table looks its rows'
+        outputs up by hash and runs no model (every row's text must be in it). Without a
+        table, a classifier folds per chunk.
 
     Returns
     -------
@@ -174,14 +183,24 @@ def classify_partition(part: Any, classifiers: Sequence[ClassifierHooks],
             texts, valid = prepare_texts(text.tolist(), clf.text_field, text.index, None)
             prepared[key] = (clf.format_texts(texts), valid)
     inputs = [prepared[key] for key in text_keys]
-    # 2-3. tokens, batches and model, one chunk of rows at a time, each distinct string once
+    # 2-3 with fold_duplicates="global": the collection's outputs of each row's text, by hash
     pieces: list[list[np.ndarray]] = [[] for _ in classifiers]
+    looked_up = [tables is not None and tables[i] is not None for i in range(len(classifiers))]
+    hashes: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
+    for i, key in enumerate(text_keys):
+        if looked_up[i] and inputs[i][0]:
+            if key not in hashes:
+                hashes[key] = hash_texts(inputs[i][0])
+            pieces[i].append(tables[i].lookup(*hashes[key]))
+    # 2-3. tokens, batches and model, one chunk of rows at a time, each distinct string once
     ran: list[ModelInfo | None] = [None] * len(classifiers)  # from the worker's models
     for start in range(0, max((len(texts) for texts, _ in inputs), default=0), CHUNK_ROWS):
         token_cache: dict[Any, list[list[int]]] = {}  # shared by the classifiers of this chunk
         distinct: dict[tuple[Any, ...], tuple[list[str], np.ndarray | None]] = {}
         for i, clf in enumerate(classifiers):
-            key = (text_keys[i], clf.fold_duplicates)
+            if looked_up[i]:
+                continue
+            key = (text_keys[i], bool(clf.fold_duplicates))
             if key not in distinct:
                 chunk = inputs[i][0][start : start + CHUNK_ROWS]
                 distinct[key] = fold_duplicates(chunk) if clf.fold_duplicates else (chunk, None)

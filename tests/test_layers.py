@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "dask_classify"
 #: prefix decides a module's layer.
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "weights", "bundled", "atomic"),
-    ("backend", "checkpoint", "tokenize", "options", "outputs"),
+    ("backend", "checkpoint", "tokenize", "options", "outputs", "hashing"),
     ("engine.spec",),
     ("engine.run", "engine.onnx_runtime"),
     ("engine.model", "engine.fast_attention"),
@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("engine.cache", "engine"),
     ("hooks",),
     ("pipeline",),
+    ("fold",),
     ("apply",),
     ("classifier",),
     ("classifiers",),

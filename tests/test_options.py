@@ -90,6 +90,20 @@ def test_cli_passes_only_the_options_given_under_their_own_names(tmp_path):
     clf = make_classifier(args)
     assert (clf.model_inference_batch_size, clf.max_batch_tokens, clf.fold_duplicates,
             clf.engine) == (8, None, False, "torch")
+    for flag, mode in (("global", "global"), ("chunk", True)):
+        args = build_parser().parse_args([*base, "--fold-duplicates", flag])
+        assert make_classifier(args).fold_duplicates == mode
+
+
+def test_cli_refuses_an_unknown_fold_mode_and_two_fold_flags(capsys):
+    base = ["classify", "x", "-o", "y"]
+    for extra in (["--fold-duplicates", "all"],
+                  ["--fold-duplicates", "global", "--no-fold-duplicates"]):
+        with pytest.raises(SystemExit) as stop:
+            build_parser().parse_args([*base, *extra])
+        assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "expected chunk or global, got 'all'" in err and "not allowed with" in err
 
 
 def test_cli_refuses_a_non_positive_integer_with_exit_2(capsys):

@@ -45,7 +45,7 @@ from dask_classify.jobs.manifest import (
     what_changed,
 )
 from dask_classify.jobs.plan import JobPlan, JobSummary, _Task, group_tasks
-from dask_classify.jobs.run import _Progress, _Recorder, _run_distributed, run_units
+from dask_classify.jobs.run import _Progress, _Recorder, _run_distributed, job_tables, run_units
 from dask_classify.jobs.writers import OUTPUT_FORMATS
 from dask_classify.options import positive_int
 from dask_classify.readers import ON_BAD_LINES, SourceMeta, Unit, parse_blocksize
@@ -369,14 +369,20 @@ class _Job:
         try:
             if tasks:
                 runner = _resolve_client(client, job_plan)
-                if runner is None:
-                    for group in group_tasks(tasks):
-                        for result in run_units(group, classifiers, infos):
-                            recorder.record(result)
-                else:
+                if runner is not None:
                     summary.where = runner.scheduler.address
                     _check_model_paths(runner, classifiers)
-                    _run_distributed(runner, tasks, classifiers, infos, recorder)
+                tables = job_tables(tasks, classifiers, runner)  # fold_duplicates="global"
+                if tables is not None:
+                    built = [t for t in tables if t is not None]
+                    summary.distinct_texts = max(len(t) for t in built)
+                    summary.table_bytes = sum(t.nbytes for t in built)
+                if runner is None:
+                    for group in group_tasks(tasks):
+                        for result in run_units(group, classifiers, infos, tables):
+                            recorder.record(result)
+                else:
+                    _run_distributed(runner, tasks, classifiers, infos, recorder, tables)
             for source in todo:  # inputs whose every unit was already recorded
                 recorder.finish_if_complete(source.url)
         finally:

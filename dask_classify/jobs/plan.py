@@ -131,6 +131,10 @@ class JobSummary:
         Wall time of the classification and its rate.
     tasks : int
         Units run in this job; ``where`` says where (``"in-process"`` or the scheduler).
+    distinct_texts, table_bytes : int or None
+        With ``fold_duplicates="global"``: the distinct texts of the job the model ran on (the
+        most of any classifier) and the bytes of its output tables (16 bytes of hash plus the
+        outputs per distinct text); None otherwise.
     """
 
     output: str
@@ -152,6 +156,8 @@ class JobSummary:
     docs_per_second: float | None = None
     tasks: int = 0
     where: str = "in-process"
+    distinct_texts: int | None = None
+    table_bytes: int | None = None
 
     def finish(self, classified: int, seconds: float) -> None:
         """Close the summary: inputs classified, wall time, throughput, labels sorted."""

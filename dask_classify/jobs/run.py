@@ -17,20 +17,72 @@ from dask_classify.jobs.manifest import SUCCESS, Manifest, OutputFolder
 from dask_classify.jobs.plan import JobSummary, _Task, group_tasks
 from dask_classify.readers.discovery import Source
 
-__all__ = ["run_unit", "run_units"]
+__all__ = ["job_tables", "run_unit", "run_units"]
+
+
+def job_tables(tasks: Sequence[_Task], classifiers: Sequence[Any],
+               client: Any = None) -> list[Any] | None:
+    """``fold_duplicates="global"``: each such classifier's outputs by text hash over every
+    unit of the job (:mod:`dask_classify.fold`), computed on ``client`` (or in this process);
+    None when no classifier folds globally.
+
+    The hash pass reads each unit once more (errors name the file); the representatives of
+    the whole job are scored in partitions spread over the workers.
+    """
+    from dask_classify.fold import FIRSTS_META, global_groups, table_graph
+
+    groups = global_groups(classifiers)
+    if not groups or not tasks:
+        return None
+    import dask
+    import dask.dataframe as dd
+
+    threads = sum(client.nthreads().values()) if client is not None else 1
+    lazy: list[Any] = [None] * len(classifiers)
+    for group in groups:
+        firsts = dd.from_map(_first_texts_of_task, list(tasks), clf=classifiers[group[0]],
+                             meta=FIRSTS_META, enforce_metadata=False,
+                             label="dask-classify-hash-pass")
+        split_out = min(len(tasks), 4 * max(threads, 1))
+        for i, table in zip(group, table_graph(firsts, [classifiers[i] for i in group],
+                                                split_out), strict=True):
+            lazy[i] = table
+    if client is None:
+        return list(dask.compute(lazy, scheduler="sync")[0])
+    return client.gather(client.compute(lazy))
+
+
+def _first_texts_of_task(task: _Task, clf: Any) -> Any:
+    """The hash pass over one unit (every piece of a stream), one row per distinct text."""
+    import pandas as pd
+
+    from dask_classify.fold import FIRSTS_META, first_texts
+    from dask_classify.readers import read_unit
+
+    frames = []
+    try:
+        for frame, _ in read_unit(task.source, task.unit, task.meta, task.on_bad_lines):
+            frames.append(first_texts(frame, clf))
+    except UserError as exc:
+        _raise_naming_file(exc, task)
+    if not frames:
+        return FIRSTS_META.copy()
+    return pd.concat(frames, ignore_index=True).drop_duplicates(subset=["h1", "h2"],
+                                                                ignore_index=True)
 
 
 def run_units(tasks: Sequence[_Task], classifiers: Sequence[Any],
-              infos: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+              infos: Sequence[Any] | None = None,
+              tables: Sequence[Any] | None = None) -> list[dict[str, Any]]:
     """Classify a group of units (:func:`group_tasks`) as one frame; each unit's counts.
 
     Every unit is read, the rows of all are classified together and each unit's rows are
     written as its own part, in its own order. An error about the input names its file: when
     classifying the joined rows fails on the input, the units are redone one by one, so that
-    the error names the unit's file.
+    the error names the unit's file. ``tables``: see :func:`job_tables`.
     """
     if len(tasks) == 1:
-        return [run_unit(tasks[0], classifiers, infos)]
+        return [run_unit(tasks[0], classifiers, infos, tables)]
     import numpy as np
     import pandas as pd
 
@@ -51,9 +103,9 @@ def run_units(tasks: Sequence[_Task], classifiers: Sequence[Any],
     rows = [f for f in frames if len(f)]  # empty units add no rows (nor dtypes)
     joined = pd.concat(rows, ignore_index=True) if rows else frames[0]
     try:
-        result = classify_partition(joined, classifiers, infos)
+        result = classify_partition(joined, classifiers, infos, tables)
     except UserError:  # say which file: the units one by one
-        return [run_unit(task, classifiers, infos) for task in tasks]
+        return [run_unit(task, classifiers, infos, tables) for task in tasks]
     # the result's index: the joined frame's row positions (a subset, in order, with filter_by)
     positions = result.index.to_numpy().astype(np.int64, copy=False)
     owner = np.repeat(np.arange(len(tasks)), lengths)[positions]
@@ -72,7 +124,8 @@ def _raise_naming_file(exc: UserError, task: _Task) -> NoReturn:
 
 
 def run_unit(task: _Task, classifiers: Sequence[Any],
-             infos: Sequence[Any] | None = None) -> dict[str, Any]:
+             infos: Sequence[Any] | None = None,
+             tables: Sequence[Any] | None = None) -> dict[str, Any]:
     """Read, classify and write one unit; its counts (what the manifest records).
 
     A unit of a compressed file yields several pieces, each written as its own part, so the
@@ -83,7 +136,7 @@ def run_unit(task: _Task, classifiers: Sequence[Any],
 
     def classified() -> Iterator[tuple[Any, Any, tuple]]:
         for frame, stats in read_unit(task.source, task.unit, task.meta, task.on_bad_lines):
-            yield frame, classify_partition(frame, classifiers, infos), stats
+            yield frame, classify_partition(frame, classifiers, infos, tables), stats
 
     try:
         return _write_unit(task, OutputFolder(task.out_url, task.out_options), classified())
@@ -156,14 +209,15 @@ class _Progress:
 
 
 def _run_distributed(client: Any, tasks: list[_Task], classifiers: list[Any],
-                     infos: list[Any], recorder: _Recorder) -> None:
+                     infos: list[Any], recorder: _Recorder,
+                     tables: list[Any] | None = None) -> None:
     """All units as one batch of tasks; recorded as they finish (any order)."""
     import dask
     from distributed import as_completed
 
     token = dask.base.tokenize(tasks[0].out_url, time.time())
     groups = group_tasks(tasks, sum(client.nthreads().values()) or 1)
-    [remote] = client.scatter([(classifiers, infos)], broadcast=True, hash=False)
+    [remote] = client.scatter([(classifiers, infos, tables)], broadcast=True, hash=False)
     futures = client.map(_run_scattered, groups, shared=remote, pure=False,
                          key=[f"classify-units-{token}-{i}" for i in range(len(groups))])
     try:
@@ -177,7 +231,8 @@ def _run_distributed(client: Any, tasks: list[_Task], classifiers: list[Any],
 
 
 def _run_scattered(group: list[_Task],
-                   shared: tuple[list[Any], list[Any]]) -> list[dict[str, Any]]:
+                   shared: tuple[list[Any], list[Any], list[Any] | None]
+                   ) -> list[dict[str, Any]]:
     return run_units(group, *shared)
 
 
