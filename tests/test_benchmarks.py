@@ -302,6 +302,19 @@ def test_bench_duplicates_quick(tmp_path):
     assert [r["duplicate_share"] for r in rows] == [0.0, 0.2, 0.5]
     assert [r["distinct"] for r in rows] == [60, 48, 30]
     assert all(r["same_labels"] == 1.0 and r["max_abs_prob_diff"] < 1e-5 for r in rows)
+    payload = json.loads((tmp_path / "duplicates.json").read_text(encoding="utf-8"))
+    spread = payload["spread"]
+    assert [(r["where"], r["duplicate_share"]) for r in spread] == [
+        (w, s) for s in (0.0, 0.2, 0.5) for w in ("dataframe", "files")]
+    for r in spread:  # global folding runs each distinct text once, and agrees with per-chunk
+        assert r["forwards"]["global"] == r["distinct"] <= r["forwards"]["chunk"]
+        assert r["same_labels"] == 1.0 and r["max_abs_prob_diff"] < 1e-5
+    files = [r for r in spread if r["where"] == "files"]
+    assert [r["distinct_texts_reported"] for r in files] == [60, 48, 30]
+    assert all(r["table_bytes_reported"] == r["distinct"] * 24 for r in files)
+    table = payload["table"]
+    assert table["distinct"] == table["expected_distinct"] == 10_000
+    assert table["table_bytes"] == 10_000 * (16 + 4 * table["labels"])
 
 
 def test_duplicate_corpus_and_curator_checkpoint(bench, work_dir, tmp_path, corpus):
