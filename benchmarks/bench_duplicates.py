@@ -78,6 +78,27 @@ def run(clf: Any, frames: list[Any]) -> Any:
     return pd.concat([clf.classify_partition(f) for f in frames])
 
 
+def _outputs(frame: Any) -> tuple[np.ndarray, np.ndarray]:
+    return frame["preds"].to_numpy(dtype=object), np.array(frame["p"].tolist())
+
+
+def _compare(a: Any, b: Any) -> tuple[float, float]:
+    (la, pa), (lb, pb) = _outputs(a), _outputs(b)
+    return float((la == lb).mean()), float(np.abs(pa - pb).max())
+
+
+def speedups(times: dict[str, list[float]], cpu: dict[str, list[float]], base: str,
+             new: str) -> dict[str, Any]:
+    """The speed-up of ``new`` over ``base``: medians and per-round ratios, wall and CPU time."""
+    ratios = np.array(times[base]) / np.array(times[new])
+    cpu_ratios = np.array(cpu[base]) / np.array(cpu[new])
+    return {"speedup": round(float(np.median(ratios)), 3),
+            "speedup_per_round": [round(float(r), 3) for r in ratios],
+            "cpu_speedup": round(float(np.median(cpu_ratios)), 3),
+            "cpu_speedup_per_round": [round(float(r), 3) for r in cpu_ratios],
+            "all_s": times, "all_cpu_s": cpu}
+
+
 def bench(folder: Path, name: str, texts: list[str], shares: list[float], reps: int,
           partition_rows: int, threads: int | None = None) -> list[dict[str, Any]]:
     import pandas as pd
@@ -93,8 +114,7 @@ def bench(folder: Path, name: str, texts: list[str], shares: list[float], reps: 
         df = pd.DataFrame({"text": corpus})
         frames = [df.iloc[i: i + partition_rows] for i in range(0, len(df), partition_rows)]
         a, b = run(on, frames), run(off, frames)  # warm-up, and the outputs compared
-        same = float((a["preds"] == b["preds"]).mean())
-        diff = float(np.abs(np.array(a["p"].tolist()) - np.array(b["p"].tolist())).max())
+        same, diff = _compare(a, b)
         times: dict[str, list[float]] = {"fold": [], "no_fold": []}
         cpu: dict[str, list[float]] = {"fold": [], "no_fold": []}
         for rep in range(reps):
@@ -105,28 +125,14 @@ def bench(folder: Path, name: str, texts: list[str], shares: list[float], reps: 
                 cpu[key].append(used)
             C.log(f"{name} {share:.0%} duplicates round {rep + 1}: fold {times['fold'][-1]:.2f}s"
                   f", no fold {times['no_fold'][-1]:.2f}s")
-        ratios = np.array(times["no_fold"]) / np.array(times["fold"])
-        cpu_ratios = np.array(cpu["no_fold"]) / np.array(cpu["fold"])
         rows.append({
             "model": name, "duplicate_share": share, "rows": len(corpus),
             "distinct": len(set(corpus)),
             "fold_docs_per_s": round(len(corpus) / float(np.median(times["fold"])), 1),
             "no_fold_docs_per_s": round(len(corpus) / float(np.median(times["no_fold"])), 1),
-            "speedup": round(float(np.median(ratios)), 3),
-            "speedup_per_round": [round(float(r), 3) for r in ratios],
-            "cpu_speedup": round(float(np.median(cpu_ratios)), 3),
-            "cpu_speedup_per_round": [round(float(r), 3) for r in cpu_ratios],
-            "all_s": times, "all_cpu_s": cpu, "same_labels": same, "max_abs_prob_diff": diff})
+            **speedups(times, cpu, "no_fold", "fold"),
+            "same_labels": same, "max_abs_prob_diff": diff})
     return rows
-
-
-def _outputs(frame: Any) -> tuple[np.ndarray, np.ndarray]:
-    return frame["preds"].to_numpy(dtype=object), np.array(frame["p"].tolist())
-
-
-def _compare(a: Any, b: Any) -> tuple[float, float]:
-    (la, pa), (lb, pb) = _outputs(a), _outputs(b)
-    return float((la == lb).mean()), float(np.abs(pa - pb).max())
 
 
 def write_shards(corpus: list[str], folder: Path, shards: int) -> Path:
@@ -196,8 +202,6 @@ def bench_spread(folder: Path, name: str, texts: list[str], shares: list[float],
                     cpu[key].append(used)
                 C.log(f"{name} {where} {share:.0%} duplicates over {partitions} round {rep + 1}:"
                       f" global {times['global'][-1]:.2f}s, chunk {times['chunk'][-1]:.2f}s")
-            ratios = np.array(times["chunk"]) / np.array(times["global"])
-            cpu_ratios = np.array(cpu["chunk"]) / np.array(cpu["global"])
             glob = summaries.get("global")
             rows.append({
                 "model": name, "where": where, "partitions": partitions,
@@ -208,11 +212,8 @@ def bench_spread(folder: Path, name: str, texts: list[str], shares: list[float],
                 "table_bytes_reported": getattr(glob, "table_bytes", None),
                 "global_docs_per_s": round(len(corpus) / float(np.median(times["global"])), 1),
                 "chunk_docs_per_s": round(len(corpus) / float(np.median(times["chunk"])), 1),
-                "speedup": round(float(np.median(ratios)), 3),
-                "speedup_per_round": [round(float(r), 3) for r in ratios],
-                "cpu_speedup": round(float(np.median(cpu_ratios)), 3),
-                "cpu_speedup_per_round": [round(float(r), 3) for r in cpu_ratios],
-                "all_s": times, "all_cpu_s": cpu, "same_labels": same, "max_abs_prob_diff": diff})
+                **speedups(times, cpu, "chunk", "global"),
+                "same_labels": same, "max_abs_prob_diff": diff})
     return rows
 
 
